@@ -1,0 +1,68 @@
+"""The JAX training step: stateless, exact under `keras.distribution.DataParallel`.
+
+Under `DataParallel` JAX compiles one program over the *global* batch, so the
+standardisation, `C` and every batch-norm statistic are global by construction: the step
+needs no collective code and is the plain single-device computation.
+"""
+
+import jax
+import keras
+from keras import ops
+
+from keras_barlow.model import unpack_views
+
+
+def prepare_train_function(model):
+    """Nothing to prepare: `keras.distribution` makes batch statistics global."""
+    del model
+
+
+def _stateless_terms(model, trainable, non_trainable, view_a, view_b, training):
+    mapping = list(zip(model.trainable_variables, trainable)) + list(
+        zip(model.non_trainable_variables, non_trainable)
+    )
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        terms = model.compute_terms(view_a, view_b, training=training)
+        objective = terms["loss"]
+        if model.losses:
+            objective = objective + ops.cast(ops.sum(model.losses), "float32")
+    # Batch-norm moving statistics come back through the scope.
+    updated = [scope.get_current_value(v) for v in model.non_trainable_variables]
+    non_trainable = [new if new is not None else old for new, old in zip(updated, non_trainable)]
+    return objective, terms, non_trainable
+
+
+def _update_metrics(model, metrics_variables, terms):
+    mapping = list(zip(model.metrics_variables, metrics_variables))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        logs = model.update_trackers(terms)
+    metrics_variables = [scope.get_current_value(v) for v in model.metrics_variables]
+    return logs, metrics_variables
+
+
+def train_step(model, state, data):
+    trainable, non_trainable, optimizer_variables, metrics_variables = state
+    view_a, view_b = unpack_views(data)
+
+    def objective_fn(trainable, non_trainable):
+        objective, terms, non_trainable = _stateless_terms(
+            model, trainable, non_trainable, view_a, view_b, training=True
+        )
+        return model.optimizer.scale_loss(objective), (terms, non_trainable)
+
+    (_, (terms, non_trainable)), gradients = jax.value_and_grad(objective_fn, has_aux=True)(
+        trainable, non_trainable
+    )
+    trainable, optimizer_variables = model.optimizer.stateless_apply(
+        optimizer_variables, gradients, trainable
+    )
+    logs, metrics_variables = _update_metrics(model, metrics_variables, terms)
+    return logs, (trainable, non_trainable, optimizer_variables, metrics_variables)
+
+
+def test_step(model, state, data):
+    trainable, non_trainable, metrics_variables = state
+    view_a, view_b = unpack_views(data)
+    _, terms, non_trainable = _stateless_terms(model, trainable, non_trainable, view_a, view_b, training=False)
+    logs, metrics_variables = _update_metrics(model, metrics_variables, terms)
+    return logs, (trainable, non_trainable, metrics_variables)
