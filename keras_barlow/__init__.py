@@ -18,6 +18,11 @@ from keras_barlow.losses import (
 from keras_barlow.model import BarlowTwins, FeaturePooling, NonFiniteLossGuard, embedding_std, unpack_views
 from keras_barlow.projector import build_projector
 
+# Imported eagerly (not lazily) so that `keras.models.load_model` finds the registered
+# classes that exported encoders (backbones) and saved transfer models (transfer) name.
+from keras_barlow import backbones as _backbones  # noqa: E402,F401
+from keras_barlow import transfer as _transfer  # noqa: E402,F401
+
 __version__ = "0.1.0"
 
 # name -> module, imported on first access (these modules need TensorFlow or are heavy).

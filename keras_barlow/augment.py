@@ -380,28 +380,40 @@ def sample_crop_boxes(seed, heights, widths, scale, ratio, attempts=10):
 
 
 def _boxes(top, left, h, w, heights, widths, size):
-    """Pixel windows → `crop_and_resize` boxes sampling at half-pixel centres."""
+    """Pixel windows → `crop_and_resize` boxes on the image padded by one edge pixel.
+
+    Output pixel `o` samples input position `top - 0.5 + (o + 0.5) * h / out` (half-pixel
+    centres, as `tf.image.resize` and PIL); the one-pixel edge padding makes positions in
+    [-0.5, 0) read the edge value, as `tf.image.resize` clamps.
+    """
     heights = tf.cast(heights, tf.float32)
     widths = tf.cast(widths, tf.float32)
     out_h, out_w = float(size[0]), float(size[1])
-    den_h = tf.maximum(heights - 1.0, 1.0)
-    den_w = tf.maximum(widths - 1.0, 1.0)
-    y1 = (top + 0.5 * h / out_h - 0.5) / den_h
-    y2 = (top + h - 0.5 * h / out_h - 0.5) / den_h
-    x1 = (left + 0.5 * w / out_w - 0.5) / den_w
-    x2 = (left + w - 0.5 * w / out_w - 0.5) / den_w
+    y1 = (top + 0.5 * h / out_h + 0.5) / (heights + 1.0)
+    y2 = (top + h - 0.5 * h / out_h + 0.5) / (heights + 1.0)
+    x1 = (left + 0.5 * w / out_w + 0.5) / (widths + 1.0)
+    x2 = (left + w - 0.5 * w / out_w + 0.5) / (widths + 1.0)
     return tf.clip_by_value(tf.stack([y1, x1, y2, x2], axis=1), 0.0, 1.0)
 
 
-def crop_resize(images, top, left, h, w, size, heights=None, widths=None, box_indices=None):
-    """Bilinear crop-and-resize of pixel windows (one per box) to `size`; float32 output."""
+def crop_resize(images, top, left, h, w, size, box_indices=None):
+    """Bilinear resize of pixel windows `(top, left, h, w)` (float, one per box) to `size`.
+
+    Args:
+        images: `(n, H, W, c)` images (any dtype `crop_and_resize` takes).
+        top, left, h, w: float32 `(boxes,)` windows in pixels of `images`.
+        size: `(height, width)` of the output.
+        box_indices: image of each box; default `range(boxes)`.
+
+    Returns:
+        float32 `(boxes, *size, c)`, in the input's value range.
+    """
     shape = tf.shape(images)
-    heights = tf.fill(tf.shape(top), shape[1]) if heights is None else heights
-    widths = tf.fill(tf.shape(top), shape[2]) if widths is None else widths
     if box_indices is None:
         box_indices = tf.range(tf.shape(top)[0])
-    boxes = _boxes(top, left, h, w, heights, widths, size)
-    return tf.image.crop_and_resize(images, boxes, box_indices, size, method="bilinear")
+    boxes = _boxes(top, left, h, w, tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32), size)
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    return tf.image.crop_and_resize(padded, boxes, box_indices, size, method="bilinear")
 
 
 def center_crop_resize(images, size, fraction=1.0):
@@ -468,9 +480,24 @@ def adjust_saturation(images, factor):
 
 
 def adjust_hue(images, delta):
-    hsv = tf.image.rgb_to_hsv(images)
-    hue = tf.math.floormod(hsv[..., :1] + delta[:, None, None, None], 1.0)
-    return tf.clip_by_value(tf.image.hsv_to_rgb(tf.concat([hue, hsv[..., 1:]], -1)), 0.0, 1.0)
+    """Shifts the HSV hue by `delta` (fraction of the circle) per image, as torchvision.
+
+    Computed without a full RGB→HSV→RGB round trip: a hue shift keeps each pixel's max and
+    min, so RGB is rebuilt from (max, chroma, shifted hue) directly. Equal to
+    `hsv_to_rgb(rgb_to_hsv(x) + delta)` to 1e-6 and faster on CPU.
+    """
+    r, g, b = tf.unstack(images, axis=-1)
+    high = tf.maximum(tf.maximum(r, g), b)
+    chroma = high - tf.minimum(tf.minimum(r, g), b)
+    safe = tf.where(chroma > 0, chroma, 1.0)
+    hue = tf.where(
+        high == r, (g - b) / safe, tf.where(high == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
+    ) + 6.0 * delta[:, None, None]
+    channels = []
+    for offset in (5.0, 3.0, 1.0):  # R, G, B in the standard HSV → RGB formula
+        k = tf.math.floormod(offset + hue, 6.0)
+        channels.append(high - chroma * tf.clip_by_value(tf.minimum(k, 4.0 - k), 0.0, 1.0))
+    return tf.clip_by_value(tf.stack(channels, axis=-1), 0.0, 1.0)
 
 
 _JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
@@ -486,42 +513,64 @@ def _apply_where(images, mask, fn, *params):
     return tf.dynamic_stitch([keep_i, change_i], [keep, fn(change, *params)])
 
 
-def color_jitter(images, view, seed):
-    """torchvision's `RandomApply([ColorJitter(...)], p)` per image, vectorised.
+def jitter_params(seed, n, view):
+    """Per-image colour-jitter draws: `(apply, factors, order)`.
 
-    Factors per image; images not selected pass unchanged. With random order, at each of the
-    four slots the batch is partitioned by which op that image applies there, so each op
-    runs once per slot on its own images (no 4× work).
+    `apply`: bool `(n,)` with probability `view.jitter_prob`; `factors`: float32 `(n, 4)`
+    brightness, contrast, saturation factors from U[max(0, 1 - s), 1 + s] and the hue shift
+    from U[-hue, hue]; `order`: int32 `(n, 4)`, a permutation of (0 brightness, 1 contrast,
+    2 saturation, 3 hue) per image (identity when `jitter_random_order` is False).
     """
-    n = tf.shape(images)[0]
-    s_apply, s_b, s_c, s_s, s_h, s_order = _split(seed, 6)
+    s_apply, s_factors, s_order = _split(seed, 3)
     apply = _coin(s_apply, n, view.jitter_prob)
-    factors = [
-        _uniform(s_b, [n], max(0.0, 1 - view.brightness), 1 + view.brightness),
-        _uniform(s_c, [n], max(0.0, 1 - view.contrast), 1 + view.contrast),
-        _uniform(s_s, [n], max(0.0, 1 - view.saturation), 1 + view.saturation),
-        _uniform(s_h, [n], -view.hue, view.hue),
-    ]
-    active = [view.brightness > 0, view.contrast > 0, view.saturation > 0, view.hue > 0]
-    if view.jitter_prob == 0 or not any(active):
-        return images
+    low = tf.constant([max(0.0, 1 - view.brightness), max(0.0, 1 - view.contrast), max(0.0, 1 - view.saturation), -view.hue])
+    high = tf.constant([1 + view.brightness, 1 + view.contrast, 1 + view.saturation, view.hue])
+    factors = low + (high - low) * _uniform(s_factors, [n, 4])
     if view.jitter_random_order:
-        order = tf.argsort(_uniform(s_order, [n, 4]), axis=1, output_type=tf.int32)
+        order = tf.cast(tf.argsort(_uniform(s_order, [n, 4]), axis=1), tf.int32)
     else:
         order = tf.tile(tf.range(4)[None], [n, 1])
-    index = tf.range(n)
+    return apply, factors, order
+
+
+def apply_jitter(images, apply, factors, order, active=(True, True, True, True)):
+    """Applies drawn jitter: image `i`, if `apply[i]`, gets ops `order[i]` with `factors[i]`.
+
+    At each of the four slots the batch is partitioned by which op each image applies there
+    (partition 4: none), so every op runs once per slot on its own images: random order per
+    image at the cost of a fixed order. `active[k]` False skips op k (strength 0).
+    """
+    index = tf.range(tf.shape(images)[0])
     for slot in range(4):
-        # Partition 4 = images without jitter (or whose op here is disabled): unchanged.
         op = tf.where(apply, order[:, slot], 4)
-        op = tf.where(tf.gather(tf.constant(active), tf.minimum(op, 3)), op, 4)
+        op = tf.where(tf.gather(tf.constant(active + (False,)), op), op, 4)
         parts = tf.dynamic_partition(images, op, 5)
         indices = tf.dynamic_partition(index, op, 5)
         outputs = []
         for k in range(4):
-            factor = tf.dynamic_partition(factors[k], op, 5)[k]
-            outputs.append(_JITTER_OPS[k](parts[k], factor) if active[k] else parts[k])
+            if active[k]:
+                outputs.append(_JITTER_OPS[k](parts[k], tf.dynamic_partition(factors[:, k], op, 5)[k]))
+            else:
+                outputs.append(parts[k])
         images = tf.dynamic_stitch(indices, outputs + [parts[4]])
     return images
+
+
+def color_jitter(images, view, seed):
+    """torchvision's `RandomApply([ColorJitter(b, c, s, h)], p)` per image, vectorised.
+
+    Images not selected pass unchanged; see `jitter_params` and `apply_jitter`.
+    """
+    active = (view.brightness > 0, view.contrast > 0, view.saturation > 0, view.hue > 0)
+    if view.jitter_prob == 0 or not any(active):
+        return images
+    apply, factors, order = jitter_params(seed, tf.shape(images)[0], view)
+    return apply_jitter(images, apply, factors, order, active)
+
+
+def _reflect_indices(size, radius):
+    index = list(range(radius, 0, -1)) + list(range(size)) + list(range(size - 2, size - 2 - radius, -1))
+    return tf.constant(index, tf.int32)
 
 
 def gaussian_blur(images, sigma, max_sigma):
@@ -539,7 +588,9 @@ def gaussian_blur(images, sigma, max_sigma):
     kernel = kernel / tf.reduce_sum(kernel, axis=1, keepdims=True)  # (n, taps)
     kernel = tf.repeat(kernel, 3, axis=0)  # (n * 3, taps): one per image channel
     folded = tf.reshape(tf.transpose(images, [1, 2, 0, 3]), [1, height, width, n * 3])
-    padded = tf.pad(folded, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    # Reflect padding by gathering (tf.pad's MirrorPad rejects an empty batch).
+    padded = tf.gather(folded, _reflect_indices(height, radius), axis=1)
+    padded = tf.gather(padded, _reflect_indices(width, radius), axis=2)
     vertical = tf.transpose(kernel)[:, None, :, None]  # (taps, 1, n*3, 1)
     horizontal = tf.transpose(kernel)[None, :, :, None]  # (1, taps, n*3, 1)
     out = tf.nn.depthwise_conv2d(padded, vertical, [1, 1, 1, 1], "VALID")
@@ -579,6 +630,7 @@ def finish_view(crops, view, seed):
     if view.solarize_prob > 0:
         mask = _coin(s_solar, n, view.solarize_prob)[:, None, None, None]
         x = tf.where(mask, solarize(x, view.solarize_threshold), x)
+    x.set_shape(crops.shape)  # dynamic_stitch forgets the static batch size (TPUs need it)
     return x
 
 

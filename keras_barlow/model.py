@@ -282,6 +282,14 @@ class BarlowTwins(keras.Model):
         self._trainer.prepare_train_function(self)
         return super().make_train_function(force=force)
 
+    def _maybe_symbolic_build(self, *args, **kwargs):
+        # Keras 3 `fit` under MultiWorkerMirroredStrategy (keras-team/keras#20585): the TF
+        # trainer skips this symbolic build there (the model is built in its constructor).
+        skip = getattr(self._trainer, "skip_symbolic_build", None)
+        if skip is not None and skip(self):
+            return None
+        return super()._maybe_symbolic_build(*args, **kwargs)
+
     def fit(self, *args, callbacks=None, **kwargs):
         """`keras.Model.fit`, plus a guard that stops at the first non-finite loss.
 

@@ -157,8 +157,8 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     As the official code: `lr(s) = peak·s/warmup_steps` for `s < warmup_steps`, then with
     `t = (s − warmup_steps) / (total_steps − warmup_steps)` and `q = ½(1 + cos πt)`,
-    `lr(s) = peak·q + end_fraction·peak·(1 − q)`. Steps past `total_steps` stay at the end
-    value.
+    `lr(s) = peak·q + end_fraction·peak·(1 − q)`. From `total_steps` on, the learning rate
+    stays at the end value.
 
     Args:
         peak_learning_rate: learning rate at the end of the warm-up (paper: 0.2·batch/256).
@@ -196,8 +196,11 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         decay_steps = float(max(self.total_steps - self.warmup_steps, 1))
         progress = ops.clip((step - warmup) / decay_steps, 0.0, 1.0)
         q = 0.5 * (1.0 + ops.cos(math.pi * progress))
-        cosine_lr = peak * q + peak * self.end_fraction * (1.0 - q)
-        return ops.where(step < warmup, warmup_lr, cosine_lr)
+        end_lr = peak * self.end_fraction
+        cosine_lr = peak * q + end_lr * (1.0 - q)
+        lr = ops.where(step < warmup, warmup_lr, cosine_lr)
+        # From `total_steps` on, the end value (also when the warm-up fills the schedule).
+        return ops.where(step >= float(self.total_steps), end_lr, lr)
 
     def get_config(self):
         return {

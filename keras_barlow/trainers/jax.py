@@ -48,7 +48,11 @@ def train_step(model, state, data):
         objective, terms, non_trainable = _stateless_terms(
             model, trainable, non_trainable, view_a, view_b, training=True
         )
-        return model.optimizer.scale_loss(objective), (terms, non_trainable)
+        # The loss scale (LossScaleOptimizer under mixed_float16) is an optimizer variable:
+        # read it from the step's state, as Keras' own JAX trainer does.
+        with keras.StatelessScope(state_mapping=list(zip(model.optimizer.variables, optimizer_variables))):
+            scaled = model.optimizer.scale_loss(objective)
+        return scaled, (terms, non_trainable)
 
     (_, (terms, non_trainable)), gradients = jax.value_and_grad(objective_fn, has_aux=True)(
         trainable, non_trainable

@@ -9,6 +9,9 @@ each replica's gradient of `L` is `num_replicas ×` its share of the true gradie
 yields exactly `∇L` — whatever the number of replicas.
 """
 
+import re
+
+import keras
 import tensorflow as tf
 from keras import ops
 
@@ -78,9 +81,69 @@ def train_step(model, data):
     variables = model.trainable_variables
     gradients = tape.gradient(objective, variables)
     model.optimizer.apply_gradients(zip(gradients, variables))
-    return model.update_trackers(terms)
+    return _multi_worker_logs(model, model.update_trackers(terms))
 
 
 def test_step(model, data):
     terms, _ = _forward(model, data, training=False)
-    return model.update_trackers(terms)
+    return _multi_worker_logs(model, model.update_trackers(terms))
+
+
+# --- MultiWorkerMirroredStrategy + Keras 3 `fit` (keras-team/keras#20585, NOTES §7) -------
+# Keras 3 `fit`/`evaluate` fail in two places when the strategy spans several workers:
+#  1. `_maybe_symbolic_build` calls `strategy.reduce("MEAN", batch)` on the whole
+#     `(view_a, view_b)` structure of per-replica values, which the collective strategy
+#     cannot convert ("Attempt to convert a value (PerReplica...)").
+#  2. `reduce_per_replica` reduces every log with `strategy.reduce("MEAN", v, axis=0)`,
+#     which fails on scalar logs ("Invalid reduction dimension 0 for input with 0
+#     dimensions").
+# The workaround: (1) `BarlowTwins` is built in its constructor, so the symbolic build is
+# skipped and only the optimizer is built, under the strategy's scope; (2) the steps return
+# each log with shape `(1,)`: Keras' `axis=0` MEAN then averages the replicas' identical
+# values into a scalar. Everything else — `steps_per_execution`, callbacks, the iterator
+# protocol — stays Keras' own. Checked broken on Keras 3.15.1; the workaround is harmless
+# should upstream fix either point, and is limited to the Keras versions below.
+MULTI_WORKER_WORKAROUND_KERAS = ((3, 0), (4, 0))  # [from, to) Keras versions
+
+
+def _keras_version():
+    return tuple(int(part) for part in re.findall(r"\d+", keras.version())[:2])
+
+
+def needs_multi_worker_workaround(strategy):
+    """Whether `strategy` spans several workers under a Keras 3 whose `fit` needs help."""
+    low, high = MULTI_WORKER_WORKAROUND_KERAS
+    if not low <= _keras_version() < high:
+        return False
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    # Several workers ⇔ more replicas than local devices (public equivalent of Keras'
+    # `strategy.extended._in_multi_worker_mode()` test).
+    return strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
+
+
+def skip_symbolic_build(model):
+    """Replaces Keras' `_maybe_symbolic_build` under several workers (failure point 1).
+
+    Returns True when the symbolic build must be skipped; the optimizer variables are then
+    created here, under the strategy's scope, as the symbolic build would have done.
+    """
+    strategy = model.distribute_strategy
+    if not needs_multi_worker_workaround(strategy):
+        return False
+    if not model.built:
+        raise ValueError(
+            "under MultiWorkerMirroredStrategy, BarlowTwins must be built before fit: give "
+            "an encoder with a known input shape, or pass image_shape=(height, width, channels)"
+        )
+    if model.optimizer is not None and not model.optimizer.built:
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+    return True
+
+
+def _multi_worker_logs(model, logs):
+    """Scalar logs become shape `(1,)` under several workers (failure point 2)."""
+    if not needs_multi_worker_workaround(model.distribute_strategy):
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}

@@ -1,0 +1,444 @@
+"""Fault tolerance: resume exactly after a crash, from backups that are never half-written.
+
+`keras.callbacks.BackupAndRestore` (Keras 3.15) writes its weights file in place and its
+epoch counter after it, so a kill at the wrong moment leaves a truncated file or weights
+that do not match the counter; and a backup taken mid-epoch is restored as if the epoch
+had not started (its batch counter is written but never read). `BackupAndRestore` here is
+a drop-in subclass that fixes the three:
+
+- **atomic**: each backup (weights + optimizer state, and a `state.json` holding the step
+  and the SHA-256 of the weights) is written into a temporary directory, renamed into
+  place, and only then named by the `LATEST` pointer (itself replaced atomically). A kill
+  at any instant leaves the previous backup intact and named.
+- **verified**: a backup that fails its checksum, or whose files are missing, raises
+  `CorruptCheckpointError` naming the file and the older backups — never a silent
+  restart from scratch.
+- **exact mid-epoch**: the backup records the global step. Feed `fit` a dataset that
+  starts at `backup.resume_step()` (`resumable_dataset` builds one from a per-epoch
+  dataset function) and the resumed run sees the same batches, in the same order, with
+  the same weights, optimizer state and learning rate as an uninterrupted run. After a
+  mid-epoch resume, Keras' epoch labels are shifted by the batches already done; the
+  callback stops `fit` after exactly `epochs × steps_per_epoch` steps in all.
+
+`PeriodicCheckpoint` keeps whole-model `.keras` files (architecture, weights, optimizer
+state) every few epochs, each written to a temporary file and renamed.
+
+Both work on the TensorFlow and JAX backends.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+
+import keras
+
+_log = logging.getLogger(__name__)
+
+_STATE = "state.json"
+_WEIGHTS = "model.weights.h5"
+_LATEST = "LATEST"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+_FORMAT = 1
+
+
+class CorruptCheckpointError(ValueError):
+    """A backup or checkpoint exists but cannot be trusted (checksum, missing file, bad JSON)."""
+
+
+def _fsync_dir(path):
+    if os.name != "posix":  # directories cannot be opened for fsync on Windows
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path):
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write_text(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _check_local(path, what):
+    if "://" in str(path):
+        raise ValueError(
+            f"{what} must be a local path (atomic renames are not available on {str(path).split('://')[0]}://); "
+            "on Colab use the VM disk or a mounted Google Drive folder, e.g. /content/drive/MyDrive/run"
+        )
+
+
+def _worker_of(model):
+    """`(index, count)` of this process in a multi-worker / multi-process job."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        from keras_barlow.distribute import _tf_worker_index
+
+        return _tf_worker_index(model.distribute_strategy)
+    if backend == "jax":
+        import jax
+
+        return jax.process_index(), jax.process_count()
+    return 0, 1
+
+
+def read_backup_state(backup_dir):
+    """The newest complete backup in `backup_dir`, verified, or `None` when there is none.
+
+    Args:
+        backup_dir: a `BackupAndRestore` directory.
+
+    Returns:
+        `None`, or a dict with `step` (batches trained), `epoch`, `batch` (batches done in
+        that epoch), `steps_per_epoch`, `weights` (path of the weights file).
+
+    Raises:
+        CorruptCheckpointError: a backup is named but missing, truncated or altered.
+    """
+    if not os.path.isdir(backup_dir):
+        return None
+    latest_path = os.path.join(backup_dir, _LATEST)
+    complete = sorted(
+        (int(m.group(1)), name) for name in os.listdir(backup_dir) if (m := _STEP_DIR.match(name))
+    )
+    if os.path.exists(latest_path):
+        with open(latest_path) as handle:
+            name = handle.read().strip()
+    elif complete:
+        # Killed after the first backup's rename, before `LATEST` was written.
+        name = complete[-1][1]
+    else:
+        return None  # nothing complete yet (at most a half-written temporary directory)
+    directory = os.path.join(backup_dir, name)
+    others = [os.path.join(backup_dir, n) for _, n in complete if n != name]
+
+    def corrupt(reason):
+        older = f" Older complete backups: {others}." if others else ""
+        return CorruptCheckpointError(
+            f"the backup {directory} is corrupt: {reason}. It was not loaded, and training was "
+            "not restarted from scratch. Delete the backup directory to start over, or replace "
+            f"it by a good copy.{older}"
+        )
+
+    if not _STEP_DIR.match(name) or not os.path.isdir(directory):
+        raise corrupt(f"{latest_path} names {name!r}, which does not exist")
+    state_path = os.path.join(directory, _STATE)
+    try:
+        with open(state_path) as handle:
+            state = json.load(handle)
+        expected = state["sha256"]
+        int(state["step"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise corrupt(f"cannot read {state_path} ({type(error).__name__}: {error})") from None
+    weights = os.path.join(directory, _WEIGHTS)
+    if not os.path.exists(weights):
+        raise corrupt(f"{weights} is missing")
+    actual = _sha256(weights)
+    if actual != expected:
+        raise corrupt(f"{weights} has SHA-256 {actual[:12]}…, but {state_path} records {expected[:12]}…")
+    return {**state, "weights": weights, "directory": directory}
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore`, made atomic, verified and exact mid-epoch.
+
+    Same arguments and place in `fit` as the Keras callback. On `fit` start it restores
+    the newest backup (weights and optimizer state, `step`), and sets the starting epoch;
+    it backs up every `save_freq` batches or at each epoch end; it deletes the backups
+    when `fit` completes (unless `delete_checkpoint=False`).
+
+    For an exact resume mid-epoch, the dataset given to `fit` must start at
+    `resume_step()`, and `fit` needs `steps_per_epoch` (or a dataset of known length);
+    `resumable_dataset` does both. Under several workers every worker saves (saving may
+    run collectives), the chief into `backup_dir` and the others into scratch directories
+    they delete; every worker restores from the chief's backups, so `backup_dir` must be
+    on a file system all workers share.
+
+    Args:
+        backup_dir: local directory for this run's backups only.
+        save_freq: `"epoch"` or a number of batches.
+        delete_checkpoint: delete the backups when `fit` completes.
+        keep: complete backups kept (≥ 1); older ones are deleted after a newer one is
+            complete.
+
+    Example:
+    >>> backup = keras_barlow.BackupAndRestore("run/backup", save_freq=500)
+    >>> data = keras_barlow.resumable_dataset(epoch_data, epochs=100, steps_per_epoch=S,
+    ...                                       start_step=backup.resume_step())
+    >>> model.fit(data, epochs=100, steps_per_epoch=S, callbacks=[backup])
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, keep=2):
+        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        _check_local(backup_dir, "backup_dir")
+        if isinstance(save_freq, bool) or (isinstance(save_freq, int) and save_freq < 1):
+            raise ValueError(f"save_freq must be 'epoch' or a positive number of batches, got {save_freq!r}")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be a positive integer, got {keep!r}")
+        self.keep = keep
+        self._step = 0
+        self._epoch_start_step = 0
+        self._last_saved_step = None
+        self._steps_per_epoch = None
+        self._total_steps = None
+        self._epoch = 0
+
+    def get_config(self):
+        return {
+            "backup_dir": self.backup_dir,
+            "save_freq": self.save_freq,
+            "delete_checkpoint": self.delete_checkpoint,
+            "keep": self.keep,
+        }
+
+    def resume_step(self):
+        """Batches already trained according to the newest backup (0 when there is none)."""
+        state = read_backup_state(self.backup_dir)
+        return int(state["step"]) if state else 0
+
+    # Callback hooks ------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if not model.built:
+            raise ValueError(
+                "BackupAndRestore needs a built model before fit: build it (BarlowTwins builds "
+                "itself when the encoder declares its input shape, or pass image_shape=...)"
+            )
+        params = self.params or {}
+        self._steps_per_epoch = params.get("steps")
+        epochs = params.get("epochs")
+        self._total_steps = self._steps_per_epoch * epochs if self._steps_per_epoch and epochs else None
+        if self.save_freq != "epoch" and not self._steps_per_epoch:
+            raise ValueError(
+                "BackupAndRestore(save_freq=<batches>) needs the number of steps per epoch: pass "
+                "steps_per_epoch to fit (datasets from resumable_dataset have no known length)"
+            )
+        state = read_backup_state(self.backup_dir)
+        self._step = 0
+        if state is not None:
+            saved_spe = state.get("steps_per_epoch")
+            if saved_spe and self._steps_per_epoch and saved_spe != self._steps_per_epoch:
+                raise ValueError(
+                    f"the backup in {self.backup_dir} was taken with {saved_spe} steps per epoch, "
+                    f"but this fit has {self._steps_per_epoch}: resume with the same data and "
+                    "batch size, or delete the backup to start over"
+                )
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            try:
+                model.load_weights(state["weights"])
+            except ValueError as error:
+                raise ValueError(
+                    f"the backup {state['directory']} does not fit this model ({error}); resume "
+                    "with the same model and optimizer, or delete the backup to start over"
+                ) from error
+            self._step = int(state["step"])
+            epoch = self._step // self._steps_per_epoch if self._steps_per_epoch else int(state["epoch"])
+            model._initial_epoch = epoch  # what keras.callbacks.BackupAndRestore sets
+            _log.info(
+                "resumed from %s: step %d (epoch %d, batch %d)",
+                state["directory"],
+                self._step,
+                epoch,
+                self._step - epoch * (self._steps_per_epoch or 0),
+            )
+        self._last_saved_step = self._step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start_step = self._step
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last batch of the step block (steps_per_execution ≥ 1).
+        self._step = self._epoch_start_step + batch + 1
+        if self.save_freq != "epoch" and self._step - self._last_saved_step >= self.save_freq:
+            self._save()
+        if self._total_steps is not None and self._step >= self._total_steps:
+            # After a mid-epoch resume the last epoch ends early: the run has done
+            # exactly epochs × steps_per_epoch steps.
+            (getattr(self, "_model", None) or self.model).stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save()
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and os.path.isdir(self.backup_dir) and _worker_of(self.model)[0] == 0:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    # Writing -------------------------------------------------------------------------
+
+    def _save(self):
+        if self._step == self._last_saved_step:  # e.g. an epoch end right after a batch save
+            return
+        model = self.model  # on JAX this attaches the training state to the variables
+        index, _ = _worker_of(model)
+        name = f"step-{self._step:012d}"
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if index != 0:
+            # Non-chief workers take part in the save (it may run collectives) and discard it.
+            scratch = os.path.join(self.backup_dir, f".worker-{index}-scratch")
+            shutil.rmtree(scratch, ignore_errors=True)
+            os.makedirs(scratch)
+            model.save_weights(os.path.join(scratch, _WEIGHTS))
+            shutil.rmtree(scratch, ignore_errors=True)
+            self._last_saved_step = self._step
+            return
+        final = os.path.join(self.backup_dir, name)
+        tmp = os.path.join(self.backup_dir, f".tmp-{name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        weights = os.path.join(tmp, _WEIGHTS)
+        model.save_weights(weights)
+        _fsync_file(weights)
+        spe = self._steps_per_epoch
+        state = {
+            "format": _FORMAT,
+            "step": self._step,
+            "epoch": self._step // spe if spe else self._epoch + 1,
+            "batch": self._step % spe if spe else 0,
+            "steps_per_epoch": spe,
+            "sha256": _sha256(weights),
+            "keras_version": keras.version(),
+            "backend": keras.backend.backend(),
+        }
+        with open(os.path.join(tmp, _STATE), "w") as handle:
+            json.dump(state, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_dir(tmp)
+        if os.path.exists(final):  # the same step saved before a crash: replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(self.backup_dir)
+        _atomic_write_text(os.path.join(self.backup_dir, _LATEST), name + "\n")
+        self._last_saved_step = self._step
+        self._prune(keep_name=name)
+
+    def _prune(self, keep_name):
+        names = sorted(n for n in os.listdir(self.backup_dir) if _STEP_DIR.match(n))
+        for old in [n for n in names if n != keep_name][: max(0, len(names) - self.keep)]:
+            shutil.rmtree(os.path.join(self.backup_dir, old), ignore_errors=True)
+        for stale in os.listdir(self.backup_dir):
+            if stale.startswith(".tmp-") and not stale.endswith(f"-{os.getpid()}"):
+                shutil.rmtree(os.path.join(self.backup_dir, stale), ignore_errors=True)
+
+
+class PeriodicCheckpoint(keras.callbacks.Callback):
+    """Saves the whole model (with optimizer state) as `.keras` every `every_epochs` epochs.
+
+    Each file is written under a temporary name in the same directory and renamed, so a
+    crash never leaves a half-written `epoch-NNNN.keras`; older files are deleted only
+    after a newer one is complete. Under several workers only the chief keeps its file.
+
+    Args:
+        directory: local directory for the checkpoints.
+        every_epochs: save after every this many epochs (and never mid-epoch).
+        keep: newest checkpoints kept; `None` keeps all.
+
+    Example:
+    >>> model.fit(data, epochs=100, callbacks=[keras_barlow.PeriodicCheckpoint("run/ckpt", 10)])
+    >>> model = keras.models.load_model("run/ckpt/epoch-0100.keras")
+    """
+
+    def __init__(self, directory, every_epochs=1, keep=None):
+        super().__init__()
+        _check_local(directory, "directory")
+        if isinstance(every_epochs, bool) or not isinstance(every_epochs, int) or every_epochs < 1:
+            raise ValueError(f"every_epochs must be a positive integer, got {every_epochs!r}")
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise ValueError(f"keep must be a positive integer or None, got {keep!r}")
+        self.directory = str(directory)
+        self.every_epochs = every_epochs
+        self.keep = keep
+
+    def get_config(self):
+        return {"directory": self.directory, "every_epochs": self.every_epochs, "keep": self.keep}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_epochs == 0:
+            self.save(epoch + 1)
+
+    def save(self, epoch):
+        """Writes `epoch-{epoch:04d}.keras` atomically; returns its path (chief) or None."""
+        model = self.model
+        index, _ = _worker_of(model)
+        os.makedirs(self.directory, exist_ok=True)
+        final = os.path.join(self.directory, f"epoch-{epoch:04d}.keras")
+        tmp = os.path.join(self.directory, f".tmp-{os.getpid()}-worker{index}.keras")
+        model.save(tmp)
+        if index != 0:
+            os.remove(tmp)
+            return None
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+        _fsync_dir(self.directory)
+        if self.keep is not None:
+            names = sorted(n for n in os.listdir(self.directory) if re.match(r"^epoch-\d+\.keras$", n))
+            for old in names[: max(0, len(names) - self.keep)]:
+                os.remove(os.path.join(self.directory, old))
+        _log.info("saved %s", final)
+        return final
+
+
+def resumable_dataset(epoch_dataset, *, epochs, steps_per_epoch, start_step=0):
+    """A stream of `epochs × steps_per_epoch` batches that can start at any step.
+
+    The stream is `epoch_dataset(0), epoch_dataset(1), …` (each cut to
+    `steps_per_epoch` batches), starting at batch `start_step`. When `epoch_dataset`
+    depends only on its epoch argument (seeded shuffles and augmentations, e.g. with a
+    seed derived from the epoch), a resumed run sees exactly the batches an uninterrupted
+    one would. Skipping into an epoch recomputes its first batches (at most one epoch of
+    input work).
+
+    Args:
+        epoch_dataset: `epoch (int64 scalar tensor) -> tf.data.Dataset` of at least
+            `steps_per_epoch` batches; it is traced once by `flat_map`.
+        epochs: epochs of the whole run.
+        steps_per_epoch: batches per epoch.
+        start_step: batches already trained (`BackupAndRestore.resume_step()`).
+
+    Returns:
+        A `tf.data.Dataset`; pass `steps_per_epoch` to `fit` as well.
+
+    Example:
+    >>> def epoch_data(epoch):
+    ...     return images.shuffle(10_000, seed=epoch).batch(256, drop_remainder=True)
+    >>> data = resumable_dataset(epoch_data, epochs=100, steps_per_epoch=195,
+    ...                          start_step=backup.resume_step())
+    """
+    import tensorflow as tf
+
+    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    total = epochs * steps_per_epoch
+    if isinstance(start_step, bool) or not isinstance(start_step, int) or not 0 <= start_step <= total:
+        raise ValueError(f"start_step must be an integer in [0, {total}], got {start_step!r}")
+    first_epoch, skip = divmod(start_step, steps_per_epoch)
+    stream = tf.data.Dataset.range(first_epoch, epochs).flat_map(
+        lambda epoch: epoch_dataset(epoch).take(steps_per_epoch)
+    )
+    return stream.skip(skip)

@@ -1,0 +1,194 @@
+"""ResNet encoders: KerasHub backbones with KerasCV's pyramid_level_inputs, and BarlowTwins
+on KerasHub ResNet and ViT backbones."""
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+
+from keras_barlow import BarlowTwins
+from keras_barlow.backbones import BarlowResNetBackbone, resnet
+
+only_in_tensorflow_pass = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="KerasCV models compile for ~40 s under JAX on CPU; NOTES §9 measured them on JAX",
+)
+
+# torchvision's resnetN(): parameter count without the final fully connected layer.
+TORCHVISION_PARAMETERS = {
+    18: 11_689_512 - 513_000,
+    34: 21_797_672 - 513_000,
+    50: 25_557_032 - 2_049_000,
+    101: 44_549_160 - 2_049_000,
+    152: 60_192_808 - 2_049_000,
+}
+
+
+def _trainable_parameters(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+@pytest.mark.parametrize(
+    "depth",
+    [18, 34, 50, pytest.param(101, marks=pytest.mark.slow), pytest.param(152, marks=pytest.mark.slow)],
+)
+def test_parameter_counts_match_torchvision(depth):
+    encoder = resnet(depth)
+    assert _trainable_parameters(encoder) == TORCHVISION_PARAMETERS[depth]
+    assert encoder.output_shape[-1] == (512 if depth < 50 else 2048)
+    assert isinstance(encoder, keras_hub.models.ResNetBackbone)
+
+
+def test_known_totals():
+    # The issue's figures: ResNet-50 ≈ 23.5 M and ResNet-18 ≈ 11.2 M without the classifier.
+    assert _trainable_parameters(resnet(50)) / 1e6 == pytest.approx(23.5, abs=0.05)
+    assert _trainable_parameters(resnet(18)) / 1e6 == pytest.approx(11.2, abs=0.05)
+
+
+@pytest.mark.parametrize("depth, block_type, blocks", [(18, "basic_block", [2, 2, 2, 2]), (50, "bottleneck_block", [3, 4, 6, 3])])
+def test_same_graph_and_outputs_as_keras_hub_resnet(depth, block_type, blocks):
+    ours = resnet(depth, (32, 32, 3), zero_init_residual=False)
+    hub = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=blocks,
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type=block_type,
+        image_shape=(32, 32, 3),
+    )
+    ours_weights = {w.path.split("/", 1)[1]: w for w in ours.weights}
+    hub_weights = {w.path.split("/", 1)[1]: w for w in hub.weights}
+    assert sorted(ours_weights) == sorted(hub_weights)
+    for path, weight in hub_weights.items():
+        ours_weights[path].assign(weight)
+    images = np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32")
+    np.testing.assert_allclose(_numpy(ours(images)), _numpy(hub(images)), rtol=1e-5, atol=1e-5)
+    assert {k: tuple(v.shape) for k, v in ours.pyramid_outputs.items()} == {
+        k: tuple(v.shape) for k, v in hub.pyramid_outputs.items()
+    }
+    assert ours.pyramid_level_inputs == {f"P{i + 2}": f"stack{i}_block{n - 1}_out" for i, n in enumerate(blocks)}
+
+
+def test_small_images_stem_and_width():
+    encoder = resnet(18, (32, 32, 3), small_images=True, width=16)
+    names = [layer.name for layer in encoder.layers]
+    assert "pool1_pool" not in names and "conv1_pad" not in names
+    stem = encoder.get_layer("conv1_conv")
+    assert stem.kernel_size == (3, 3) and stem.strides == (1, 1)
+    # Pn is 2^n times smaller than the image: the stacks are at strides 1, 2, 4, 8.
+    shapes = {k: tuple(v.shape[1:]) for k, v in encoder.pyramid_outputs.items()}
+    assert shapes == {"P0": (32, 32, 16), "P1": (16, 16, 32), "P2": (8, 8, 64), "P3": (4, 4, 128)}
+    assert encoder.output_shape == (None, 4, 4, 128)
+    assert resnet(50, width=8).output_shape[-1] == 256
+    standard = resnet(18, (64, 64, 3))
+    assert {k: tuple(v.shape[1:3]) for k, v in standard.pyramid_outputs.items()} == {
+        "P2": (16, 16), "P3": (8, 8), "P4": (4, 4), "P5": (2, 2)
+    }
+
+
+@pytest.mark.parametrize("depth, last_bn, blocks", [(18, "2", 8), (50, "3", 16)])
+def test_zero_init_residual(depth, last_bn, blocks):
+    def gammas(model):
+        return {
+            layer.name: _numpy(layer.gamma)
+            for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+        }
+
+    zero = gammas(resnet(depth, width=8))
+    last = [name for name in zero if name.endswith(f"_{last_bn}_bn") and "block" in name]
+    assert len(last) == blocks
+    for name, gamma in zero.items():
+        np.testing.assert_array_equal(gamma, 0.0 if name in last else 1.0, err_msg=name)
+    assert all((g == 1.0).all() for g in gammas(resnet(depth, width=8, zero_init_residual=False)).values())
+
+
+def test_zero_init_blocks_start_as_identity():
+    # With zero-initialised residual branches every block is relu(shortcut); stack 0 of
+    # ResNet-18 has identity shortcuts, so its output is the (non-negative) stem output.
+    encoder = resnet(18, (16, 16, 3), small_images=True, width=8)
+    probe = keras.Model(encoder.inputs, [encoder.get_layer("conv1_relu").output, encoder.pyramid_outputs["P0"]])
+    stem, p0 = probe(np.random.default_rng(0).random((2, 16, 16, 3), dtype="float32"))
+    np.testing.assert_allclose(_numpy(p0), _numpy(stem), rtol=1e-6, atol=1e-6)
+
+
+def test_pytorch_batchnorm_and_initialisation():
+    encoder = resnet(50, width=16)
+    for layer in encoder.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert (layer.epsilon, layer.momentum) == (1e-5, 0.9), layer.name
+    kernel = _numpy(encoder.get_layer("stack2_block0_2_conv").kernel)  # 3×3, 64 → 64 filters
+    fan_out = 3 * 3 * kernel.shape[-1]
+    assert kernel.std() == pytest.approx(np.sqrt(2.0 / fan_out), rel=0.05)
+
+
+def test_keras_round_trip_keeps_pyramid_level_inputs(tmp_path):
+    encoder = resnet(18, (32, 32, 3), small_images=True, width=8)
+    path = tmp_path / "encoder.keras"
+    encoder.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert type(loaded) is BarlowResNetBackbone
+    assert loaded.pyramid_level_inputs == encoder.pyramid_level_inputs
+    config = loaded.get_config()
+    assert (config["depth"], config["width"], config["small_images"], config["zero_init_residual"]) == (18, 8, True, True)
+    images = np.random.default_rng(1).random((2, 32, 32, 3), dtype="float32")
+    np.testing.assert_array_equal(_numpy(loaded(images)), _numpy(encoder(images)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(depth=20), "depth"), (dict(depth=18, width=0), "width"), (dict(depth=18, image_shape=(32, 32)), "image_shape")],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        resnet(**kwargs)
+
+
+def _views(size, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, size, size, 3), dtype="float32")
+    return a, np.clip(a + 0.1 * rng.normal(size=a.shape), 0, 1).astype("float32")
+
+
+def test_barlow_twins_on_a_resnet():
+    encoder = resnet(18, (16, 16, 3), small_images=True, width=4)
+    model = BarlowTwins(encoder, projector_dims=(16, 16))
+    assert model.feature_dim == 32
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    history = model.fit(_views(16), batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_barlow_twins_on_a_vit_pools_the_class_token():
+    vit = keras_hub.models.ViTBackbone(
+        image_shape=(16, 16, 3), patch_size=8, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=16
+    )
+    model = BarlowTwins(vit, projector_dims=(16, 16))
+    assert model.feature_dim == 8
+    images = _views(16)[0][:4]
+    np.testing.assert_allclose(_numpy(model(images)), _numpy(vit(images))[:, 0, :], rtol=1e-6, atol=1e-6)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    history = model.fit(_views(16), batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+@only_in_tensorflow_pass
+@pytest.mark.slow
+def test_trains_inside_keras_cv_deeplab():
+    import keras_cv
+
+    encoder = resnet(18, (64, 64, 3), width=8)
+    segmenter = keras_cv.models.DeepLabV3Plus(num_classes=3, backbone=encoder)
+    segmenter.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy())
+    rng = np.random.default_rng(0)
+    images = rng.random((4, 64, 64, 3), dtype="float32")
+    masks = rng.integers(0, 3, (4, 64, 64, 1))
+    before = _numpy(encoder.get_layer("conv1_conv").kernel).copy()
+    history = segmenter.fit(images, masks, batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert not np.array_equal(before, _numpy(encoder.get_layer("conv1_conv").kernel))
