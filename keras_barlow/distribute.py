@@ -153,6 +153,35 @@ def initialize_jax_processes(job_addresses=None, num_processes=None, process_id=
     return jax.process_index(), jax.process_count()
 
 
+def hide_accelerators_from_tensorflow():
+    """Keeps TensorFlow (used for `tf.data` only) off the GPUs / TPU that JAX trains on.
+
+    TensorFlow otherwise reserves most of each GPU's memory when it first runs an op, and
+    JAX then runs out of memory. Does nothing when TensorFlow is not installed. Call it
+    before TensorFlow runs anything (`jax_distribution` does).
+
+    Returns:
+        True if TensorFlow is installed and now sees no GPU or TPU, else False.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return False
+    import tensorflow as tf
+
+    try:
+        for device_type in ("GPU", "TPU"):
+            tf.config.set_visible_devices([], device_type)
+    except RuntimeError as error:  # TensorFlow already initialised its devices
+        _jax_log.warning(
+            "could not hide the accelerators from TensorFlow (%s); it may hold GPU memory that "
+            "JAX needs. Call jax_distribution() before any TensorFlow op runs.",
+            error,
+        )
+        return False
+    return True
+
+
 def jax_distribution(
     kind="auto",
     *,
@@ -163,6 +192,7 @@ def jax_distribution(
     process_id=None,
     set_global=True,
     auto_shard_dataset=True,
+    hide_from_tensorflow=True,
 ):
     """Data parallelism for `BarlowTwins` on the JAX backend, via `keras.distribution`.
 
@@ -184,6 +214,8 @@ def jax_distribution(
         auto_shard_dataset: let Keras shard a `tf.data` input per process (multi-process
             jobs need a `tf.data.Dataset` then; `False` if each process already feeds its
             own shard).
+        hide_from_tensorflow: on GPUs / TPUs, keep TensorFlow (the `tf.data` input) off
+            them (`hide_accelerators_from_tensorflow`).
 
     Returns:
         The `keras.distribution.DataParallel`.
@@ -206,6 +238,8 @@ def jax_distribution(
             "every process must contribute its devices"
         )
     device_type, devices = select_jax_devices(kind, num_devices=num_devices)
+    if hide_from_tensorflow and device_type != "cpu":
+        hide_accelerators_from_tensorflow()
     distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=auto_shard_dataset)
     shown = ", ".join(devices) if len(devices) <= 4 else f"{devices[0]} … {devices[-1]}"
     _jax_log.info(

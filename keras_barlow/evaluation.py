@@ -648,7 +648,7 @@ def fine_tune(encoder, labeled_data, fraction=0.01, *, test_data=None, epochs=FI
     if augment is not None:
         augment_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
         dataset = tf.data.Dataset.zip(dataset, augment_seeds).map(lambda b, s: (augment(b[0], s), b[1]))
-    classifier.fit(dataset, epochs=epochs, verbose=verbose)
+    classifier.fit(dataset, epochs=epochs, shuffle=False, verbose=verbose)
     result = {"num_labeled": int(len(indices)), "indices": indices.tolist(), "num_examples": int(total)}
     if test_batches:
         scores, test_labels = [], []

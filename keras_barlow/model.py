@@ -297,7 +297,23 @@ class BarlowTwins(keras.Model):
         the weights of a diverged step; the error names the step.
         """
         callbacks = [NonFiniteLossGuard(), *(callbacks or [])]
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        with self._keep_variables_on_failure(build_optimizer=True):
+            return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with self._keep_variables_on_failure():
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        with self._keep_variables_on_failure():
+            return super().predict(*args, **kwargs)
+
+    def _keep_variables_on_failure(self, build_optimizer=False):
+        # JAX: a failing first step (e.g. bad input) must not leave the variables empty.
+        guard = getattr(self._trainer, "keep_variables_on_failure", None)
+        if guard is None:
+            return contextlib.nullcontext()
+        return guard(self, build_optimizer=build_optimizer)
 
     def get_config(self):
         config = super().get_config()

@@ -49,8 +49,8 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
 
     Input: images `(batch, height, width, 3)`, RGB, pixel values in
     `[0, max_pixel_value]`. They are normalised as in pretraining,
-    `(x / max_pixel_value - mean) / std`, then run through the encoder. Output: the `P5`
-    feature map. `pyramid_outputs` (KerasHub) holds `P2`–`P5` tensors and
+    `(x / max_pixel_value - mean) / std`, then run through the encoder. Output: the dict
+    of feature maps `{"P2": ..., "P5": ...}` (`P`n is 2^n times smaller than the image). `pyramid_outputs` (KerasHub) holds `P2`–`P5` tensors and
     `pyramid_level_inputs` (KerasCV) their layer names; levels the encoder lacks beyond its
     deepest are 2×2 max-pools of the previous level.
 
@@ -92,7 +92,6 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
         )(inputs)
         features = keras.Model(encoder.inputs, levels, name="encoder_pyramid")(x)
         pyramid = {}
-        deepest = max(int(k[1:]) for k in levels)
         for level in PYRAMID_LEVELS:
             n = int(level[1:])
             if level in features:
@@ -102,8 +101,7 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
                 # level keeps its stride 2^n (anchors and upsampling rely on it).
                 tensor = keras.layers.MaxPooling2D(2, padding="same", name=f"{level}_pool")(pyramid[f"P{n - 1}"])
             pyramid[level] = keras.layers.Identity(name=level)(tensor)
-        del deepest
-        super().__init__(inputs=inputs, outputs=pyramid["P5"], dtype=dtype, **kwargs)
+        super().__init__(inputs=inputs, outputs=dict(pyramid), dtype=dtype, **kwargs)
 
         self.encoder = encoder
         self.mean = mean
@@ -311,6 +309,7 @@ def detector(
     preprocessing=None,
     max_pixel_value=255.0,
     image_shape=(None, None, 3),
+    head_conv_layers=None,
     **task_kwargs,
 ):
     """An object detector on a pretrained encoder.
@@ -327,6 +326,9 @@ def detector(
         preprocessing: see `resolve_encoder` (default: the model card's).
         max_pixel_value: value of a white pixel in the images you feed (255 or 1.0).
         image_shape: input shape; sizes should be multiples of 32.
+        head_conv_layers: RetinaNet only: 3×3 convolutions in each prediction head before
+            its output (default: the library's, 3 in KerasCV and 4 in KerasHub); 1 makes a
+            light detector for small images or CPUs.
         **task_kwargs: passed to the task class (e.g. `fpn_depth` for YOLOv8).
 
     Returns:
@@ -352,17 +354,62 @@ def detector(
         max_pixel_value=max_pixel_value,
         image_shape=image_shape,
     )
+    if head_conv_layers is not None:
+        if kind != "retinanet":
+            raise ValueError("head_conv_layers applies to RetinaNet heads only; for YOLOv8 use fpn_depth")
+        if isinstance(head_conv_layers, bool) or not isinstance(head_conv_layers, int) or head_conv_layers < 0:
+            raise ValueError(f"head_conv_layers must be a non-negative integer, got {head_conv_layers!r}")
     if library == "keras_cv":
         import keras_cv
 
-        cls = keras_cv.models.RetinaNet if kind == "retinanet" else keras_cv.models.YOLOV8Detector
-        return cls(backbone=backbone, num_classes=num_classes, bounding_box_format=bounding_box_format, **task_kwargs)
+        if kind == "yolov8":
+            return keras_cv.models.YOLOV8Detector(
+                backbone=backbone, num_classes=num_classes, bounding_box_format=bounding_box_format, **task_kwargs
+            )
+        if head_conv_layers is not None:
+            # KerasCV's defaults, with the number of convolutions changed.
+            prior = keras.initializers.Constant(-np.log((1 - 0.01) / 0.01))
+            task_kwargs.setdefault(
+                "classification_head",
+                keras_cv.models.retinanet.PredictionHead(
+                    output_filters=9 * num_classes, bias_initializer=prior, num_conv_layers=head_conv_layers
+                ),
+            )
+            task_kwargs.setdefault(
+                "box_head",
+                keras_cv.models.retinanet.PredictionHead(
+                    output_filters=9 * 4, bias_initializer=keras.initializers.Zeros(), num_conv_layers=head_conv_layers
+                ),
+            )
+        return keras_cv.models.RetinaNet(
+            backbone=backbone, num_classes=num_classes, bounding_box_format=bounding_box_format, **task_kwargs
+        )
+    if head_conv_layers is not None:
+        task_kwargs.setdefault("pre_logits_num_conv_layers", head_conv_layers)
     fpn = keras_hub.models.RetinaNetBackbone(
         image_encoder=backbone, min_level=3, max_level=7, use_p5=False, image_shape=tuple(image_shape)
     )
-    return keras_hub.models.RetinaNetObjectDetector(
+    model = keras_hub.models.RetinaNetObjectDetector(
         backbone=fpn, num_classes=num_classes, bounding_box_format=bounding_box_format, **task_kwargs
     )
+    _fix_keras_hub_head_bias(model)
+    return model
+
+
+def _fix_keras_hub_head_bias(model):
+    """Initialises the heads' output biases as the RetinaNet paper (and torchvision) do.
+
+    KerasHub 0.32 gives the *box* head's output the focal-loss prior bias
+    `-log((1 - p) / p)` and the classification head's output zeros: every anchor starts at
+    50 % confidence for every class (initial loss ~19 instead of ~1 on the shapes data)
+    and every box at a scale of e^-4.6. Here the classification head gets the prior and
+    the box head zeros.
+    """
+    prior = float(model.box_head.prior_probability)  # the classification_head_prior_probability argument
+    cls_bias = model.classification_head.prediction_layer.bias
+    box_bias = model.box_head.prediction_layer.bias
+    cls_bias.assign(np.full(cls_bias.shape, -np.log((1 - prior) / prior), dtype="float32"))
+    box_bias.assign(np.zeros(box_bias.shape, dtype="float32"))
 
 
 def segmenter(
@@ -445,8 +492,12 @@ def detection_targets(boxes, classes, library="keras_cv"):
     return {"boxes": boxes, key: classes}
 
 
-def evaluate_detector(model, images, boxes, classes, *, bounding_box_format="xywh", batch_size=8):
+def evaluate_detector(model, images, boxes, classes, *, bounding_box_format="xywh", batch_size=8, confidence_threshold=0.05):
     """COCO box metrics (KerasCV `BoxCOCOMetrics`) of a detector on a labelled set.
+
+    Predictions are decoded with the model's own non-max suppression, its confidence
+    threshold lowered to `confidence_threshold` for the evaluation (COCO evaluations keep
+    low-confidence detections: they rank below the others and only add recall).
 
     Args:
         model: a detector from `detector(...)` (either library).
@@ -454,14 +505,25 @@ def evaluate_detector(model, images, boxes, classes, *, bounding_box_format="xyw
         boxes, classes: ground truth, padded with -1.
         bounding_box_format: format of `boxes` and of the model's predictions.
         batch_size: prediction batch size.
+        confidence_threshold: lowest confidence of a detection that counts; `None` keeps
+            the model's threshold.
 
     Returns:
         dict of floats: `MaP`, `MaP@[IoU=50]`, `MaP@[IoU=75]`, `Recall@[max_detections=100]`, ...
     """
     import keras_cv
 
-    predictions = model.predict(images, batch_size=batch_size, verbose=0)
-    labels = predictions.get("classes", predictions.get("labels"))
+    decoder = model.prediction_decoder
+    if confidence_threshold is not None:
+        config = decoder.get_config()
+        config["confidence_threshold"] = float(confidence_threshold)
+        model.prediction_decoder = type(decoder).from_config(config)
+    try:
+        predictions = model.predict(images, batch_size=batch_size, verbose=0)
+    finally:
+        if confidence_threshold is not None:
+            model.prediction_decoder = decoder
+    labels = predictions["classes"] if "classes" in predictions else predictions["labels"]
     y_pred = {
         "boxes": np.asarray(keras.ops.convert_to_numpy(predictions["boxes"]), "float32"),
         "classes": np.asarray(keras.ops.convert_to_numpy(labels), "float32"),

@@ -236,10 +236,10 @@ def test_fine_tune_subset_is_deterministic_and_encoder_copied():
 def test_frozen_encoder_learning_rate_zero_keeps_encoder():
     images, labels = image_blobs(n_per_class=10)
     encoder = tiny_encoder()
-    before = [w.copy() for w in encoder.trainable_weights]
+    before = [keras.ops.convert_to_numpy(w).copy() for w in encoder.trainable_weights]
     _, model = fine_tune(encoder, (images, labels), 0.5, epochs=2, encoder_learning_rate=0.0, batch_size=8,
                          return_model=True)
     encoder_vars = [v for v in model.trainable_variables if v.path in model.optimizer.encoder_paths]
     assert len(encoder_vars) == len(before)
     for v, w in zip(encoder_vars, before):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), keras.ops.convert_to_numpy(w))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), w)

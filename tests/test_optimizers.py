@@ -232,22 +232,37 @@ def test_saved_model_keeps_lars_and_its_state(tmp_path):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
 
 
+def _apply_as_in_training(optimizer, grads, variables):
+    """`apply` on TensorFlow; on JAX, `stateless_apply` as the JAX train step does (the
+    stateful `LossScaleOptimizer.apply` cannot run eagerly on JAX)."""
+    if keras.backend.backend() != "jax":
+        optimizer.apply(grads, variables)
+        return
+    if not optimizer.built:
+        optimizer.build(variables)
+    values = [v.value for v in variables]
+    state = [v.value for v in optimizer.variables]
+    values, state = optimizer.stateless_apply(state, grads, values)
+    for variable, value in zip(list(variables) + optimizer.variables, list(values) + list(state)):
+        variable.assign(value)
+
+
 def test_lars_inside_a_loss_scale_optimizer():
     rng = np.random.default_rng(2)
-    plain_vars, wrapped_vars = _variables(rng), None
+    plain_vars = _variables(rng)
     wrapped_vars = [keras.Variable(keras.ops.convert_to_numpy(v)) for v in plain_vars]
     plain = LARS(0.3)
     wrapped = keras.optimizers.LossScaleOptimizer(LARS(0.3), initial_scale=1024.0)
     for _ in range(2):
         grads = [rng.normal(size=v.shape).astype("float32") for v in plain_vars]
-        plain.apply(grads, plain_vars)
-        wrapped.apply([g * 1024.0 for g in grads], wrapped_vars)
+        _apply_as_in_training(plain, grads, plain_vars)
+        _apply_as_in_training(wrapped, [g * 1024.0 for g in grads], wrapped_vars)
     for a, b in zip(_to_numpy(plain_vars), _to_numpy(wrapped_vars)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     # A non-finite gradient skips the step and halves the scale.
     before = _to_numpy(wrapped_vars)
     bad = [np.full(v.shape, np.inf, "float32") for v in wrapped_vars]
-    wrapped.apply(bad, wrapped_vars)
+    _apply_as_in_training(wrapped, bad, wrapped_vars)
     for a, b in zip(before, _to_numpy(wrapped_vars)):
         np.testing.assert_array_equal(a, b)
     assert float(keras.ops.convert_to_numpy(wrapped.dynamic_scale)) == 512.0

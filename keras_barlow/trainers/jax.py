@@ -5,6 +5,8 @@ standardisation, `C` and every batch-norm statistic are global by construction: 
 needs no collective code and is the plain single-device computation.
 """
 
+import contextlib
+
 import jax
 import keras
 from keras import ops
@@ -70,3 +72,37 @@ def test_step(model, state, data):
     _, terms, non_trainable = _stateless_terms(model, trainable, non_trainable, view_a, view_b, training=False)
     logs, metrics_variables = _update_metrics(model, metrics_variables, terms)
     return logs, (trainable, non_trainable, metrics_variables)
+
+
+@contextlib.contextmanager
+def keep_variables_on_failure(model, build_optimizer=False):
+    """Reattaches the model's variables when Keras' JAX `fit`/`evaluate`/`predict` fail early.
+
+    Those loops detach every variable's value before the first step (the values travel as
+    the step's state) and reattach them only after a step has returned. When the first step
+    fails — e.g. with `unpack_views`' `ValueError` for bad input, raised while tracing —
+    Keras 3.15 leaves the variables empty, and the next call on the model dies with
+    `'NoneType' object is not callable`. This keeps references to the values (the same
+    arrays the step receives, so no copy; donated ones are freed as usual) and puts back
+    those still missing, so the model stays usable after the error, as on TensorFlow.
+
+    Args:
+        model: the `BarlowTwins` model.
+        build_optimizer: (`fit`) build the optimizer first, as `fit` would a moment
+            later, so that its variables are kept as well.
+    """
+    optimizer = model.optimizer
+    if build_optimizer and model.built and optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables = list(model.trainable_variables) + list(model.non_trainable_variables)
+    variables += list(model.metrics_variables)
+    if optimizer is not None and optimizer.built:
+        variables += list(optimizer.variables)
+    values = [v._value for v in variables]
+    try:
+        yield
+    except BaseException:
+        for variable, value in zip(variables, values):
+            if variable._value is None and value is not None and not value.is_deleted():
+                variable._value = value
+        raise

@@ -1,0 +1,132 @@
+"""BarlowTwins under mixed_float16 and mixed_bfloat16: C and the loss stay float32, the
+float16 loss is scaled (LossScaleOptimizer around LARS), and the loss matches float32."""
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import run_python
+from keras_barlow import BarlowTwins
+from keras_barlow.optimizers import LARS, paper_optimizer
+
+POLICIES = ["mixed_float16", "mixed_bfloat16"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_float32():
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def _encoder():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization(epsilon=1e-5)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same")(x)
+    return keras.Model(inputs, x)
+
+
+def _views(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, 8, 8, 3), dtype="float32")
+    return a, np.clip(a + 0.1 * rng.normal(size=a.shape), 0, 1).astype("float32")
+
+
+def _model(policy, weights=None):
+    keras.config.set_dtype_policy(policy)
+    keras.utils.set_random_seed(0)
+    model = BarlowTwins(_encoder(), projector_dims=(32, 32))
+    if weights is not None:
+        model.set_weights(weights)
+    return model
+
+
+def _float(x):
+    return float(keras.ops.convert_to_numpy(x))
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_loss_is_float32_and_close_to_float32(policy):
+    view_a, view_b = _views()
+    reference = _model("float32")
+    expected = _float(reference.compute_terms(view_a, view_b, training=True)["loss"])
+    model = _model(policy, reference.get_weights())
+    assert model.encoder.compute_dtype == policy.split("_")[1]
+    z = model.embed(view_a, training=True)
+    assert keras.backend.standardize_dtype(z.dtype) == policy.split("_")[1]
+    terms = model.compute_terms(view_a, view_b, training=True)
+    for name in ("loss", "on_diag", "off_diag", "embedding_std"):
+        assert keras.backend.standardize_dtype(terms[name].dtype) == "float32", name
+    assert _float(terms["loss"]) == pytest.approx(expected, rel=1e-2)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_fit_one_epoch_with_lars(policy):
+    reference = _model("float32")
+    model = _model(policy, reference.get_weights())
+    model.compile(optimizer=paper_optimizer(16, epochs=1, steps_per_epoch=6))
+    if policy == "mixed_float16":  # Keras wraps the optimizer to scale the loss
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        lars = model.optimizer.inner_optimizer
+    else:
+        lars = model.optimizer
+    assert isinstance(lars, LARS)
+    view_a, view_b = _views(n=96)
+    history = model.fit((view_a, view_b), batch_size=16, epochs=1, verbose=0, shuffle=False)
+    loss = history.history["loss"][0]
+    assert np.isfinite(loss)
+    # A float16 step whose scaled gradients overflow is skipped (and the scale halved);
+    # most of the 6 steps must still be applied.
+    applied = int(keras.ops.convert_to_numpy(lars.iterations))
+    assert applied >= (3 if policy == "mixed_float16" else 6)
+    moved = [
+        not np.array_equal(keras.ops.convert_to_numpy(w), w0)
+        for w, w0 in zip(model.trainable_weights, reference.get_weights())
+    ]
+    assert all(moved)
+    for w in model.trainable_weights:  # master weights stay float32
+        assert keras.backend.standardize_dtype(w.dtype) == "float32"
+
+
+JAX_BFLOAT16_SCRIPT = r"""
+import keras, numpy as np
+from keras_barlow import BarlowTwins
+from keras_barlow.optimizers import paper_optimizer
+assert keras.backend.backend() == "jax"
+
+def encoder():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization(epsilon=1e-5)(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same")(x)
+    return keras.Model(inputs, x)
+
+rng = np.random.default_rng(0)
+a = rng.random((32, 8, 8, 3), dtype="float32")
+b = np.clip(a + 0.1 * rng.normal(size=a.shape), 0, 1).astype("float32")
+keras.utils.set_random_seed(0)
+reference = BarlowTwins(encoder(), projector_dims=(32, 32))
+expected = float(reference.compute_terms(a[:16], b[:16], training=True)["loss"])
+keras.config.set_dtype_policy("mixed_bfloat16")
+model = BarlowTwins(encoder(), projector_dims=(32, 32))
+model.set_weights(reference.get_weights())
+got = float(model.compute_terms(a[:16], b[:16], training=True)["loss"])
+model.compile(optimizer=paper_optimizer(16, epochs=1, steps_per_epoch=2))
+loss = model.fit((a, b), batch_size=16, epochs=1, verbose=0, shuffle=False).history["loss"][0]
+print("RESULT", expected, got, loss, int(model.optimizer.iterations))
+"""
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the JAX pass of the suite runs the tests above on JAX; this subprocess is for the TF pass",
+)
+@pytest.mark.slow
+def test_bfloat16_on_jax():
+    out = run_python(JAX_BFLOAT16_SCRIPT, env={"KERAS_BACKEND": "jax"})
+    line = next(line for line in out.splitlines() if line.startswith("RESULT"))
+    expected, got, loss, steps = (float(v) for v in line.split()[1:])
+    assert got == pytest.approx(expected, rel=1e-2), line
+    assert np.isfinite(loss) and steps == 2, line
