@@ -327,6 +327,11 @@ def _seed_tensor(seed):
     return seed
 
 
+def _batch_size(tensor):
+    """The static batch size when known (static shapes all the way: TPUs, cost models), else dynamic."""
+    return tensor.shape[0] if tensor.shape[0] is not None else tf.shape(tensor)[0]
+
+
 def _split(seed, n):
     return tf.unstack(tf.random.experimental.stateless_split(seed, n))
 
@@ -362,7 +367,7 @@ def sample_crop_boxes(seed, heights, widths, scale, ratio, attempts=10):
     """
     heights = tf.cast(heights, tf.float32)
     widths = tf.cast(widths, tf.float32)
-    n = tf.shape(heights)[0]
+    n = _batch_size(heights)
     s_area, s_ratio, s_offset = _split(seed, 3)
     area = (heights * widths)[:, None] * _uniform(s_area, [n, attempts], scale[0], scale[1])
     aspect = tf.exp(_uniform(s_ratio, [n, attempts], math.log(ratio[0]), math.log(ratio[1])))
@@ -585,7 +590,7 @@ def gaussian_blur(images, sigma, max_sigma):
     The batch is folded into the channels of one depthwise convolution (kernel radius
     ceil(3·max σ)), so every image has its own kernel in a single op.
     """
-    n = tf.shape(images)[0]
+    n = _batch_size(images)
     height, width = images.shape[1], images.shape[2]
     radius = int(math.ceil(3.0 * max_sigma))
     radius = max(1, min(radius, height - 1, width - 1))
@@ -620,7 +625,7 @@ def finish_view(crops, view, seed):
     Returns:
         float32 RGB in [0, 1] (not normalised).
     """
-    n = tf.shape(crops)[0]
+    n = _batch_size(crops)
     s_flip, s_jitter, s_gray, s_blur, s_sigma, s_solar = _split(seed, 6)
     x = crops
     if view.flip_prob > 0:
@@ -679,7 +684,7 @@ def two_views(images, config="imagenet", *, seed=None):
     seed = _seed_tensor(seed)
     s_crop_a, s_crop_b, s_finish = _split(seed, 3)
     shape = tf.shape(images)
-    n = shape[0]
+    n = _batch_size(images)
     heights, widths = tf.fill([n], shape[1]), tf.fill([n], shape[2])
     win_a = sample_crop_boxes(s_crop_a, heights, widths, config.view_a.crop_scale, config.view_a.crop_ratio)
     win_b = sample_crop_boxes(s_crop_b, heights, widths, config.view_b.crop_scale, config.view_b.crop_ratio)

@@ -340,7 +340,20 @@ def _seeds(seed):
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
 
 
-def _config(preset, augment, image_size):
+def default_preset(source):
+    """The augmentation preset used when `preset=None`: `"digits"` for the digits source,
+    `"cifar"` for TFDS names starting with "cifar", `"imagenet"` otherwise."""
+    if isinstance(source, str):
+        if source == "digits":
+            return "digits"
+        if source.lower().startswith("cifar"):
+            return "cifar"
+    return "imagenet"
+
+
+def _config(preset, augment, image_size, source=None):
+    if preset is None:
+        preset = default_preset(source)
     if isinstance(augment, aug.AugmentationConfig):
         config = augment
     elif augment is None or isinstance(augment, dict):
@@ -399,7 +412,7 @@ def pretraining_dataset(
     *,
     batch_size,
     image_size=None,
-    preset="imagenet",
+    preset=None,
     split="train",
     shuffle_buffer=None,
     seed=None,
@@ -415,7 +428,8 @@ def pretraining_dataset(
             `(images, labels)`), or a `tf.data.Dataset` of images (see the module docstring).
         batch_size: the global batch size (per replica when `input_context` is None).
         image_size: output size (int or `(h, w)`); default: the preset's.
-        preset: augmentation preset, `"imagenet"`, `"cifar"` or `"digits"`.
+        preset: augmentation preset, `"imagenet"`, `"cifar"` or `"digits"`; None: `"digits"`
+            for the digits, `"cifar"` for TFDS `cifar*`, else `"imagenet"` (`default_preset`).
         split: split of `"digits"` / TFDS sources (e.g. `"train"`, `"unlabelled"`, `"train[:10%]"`).
         shuffle_buffer: default min(examples, 10,000); 0 or 1 disables shuffling.
         seed: int for reproducible batches (shuffle, crops, every coin); None: random.
@@ -431,10 +445,10 @@ def pretraining_dataset(
         batch is dropped (static shapes for TPUs); prefetched.
 
     Example:
-    >>> ds = pretraining_dataset("digits", batch_size=128, preset="digits", seed=0)
+    >>> ds = pretraining_dataset("digits", batch_size=128, seed=0)  # preset "digits", 32 px
     >>> model.fit(ds, epochs=10)
     """
-    config = _config(preset, augment, image_size)
+    config = _config(preset, augment, image_size, source)
     dataset, src, batch, decoded, num = _prepare(
         source, split=split, data_dir=data_dir, seed=seed, input_context=input_context, batch_size=batch_size,
         shuffle=True, shuffle_buffer=shuffle_buffer, cache=cache, min_batch=2,
@@ -470,7 +484,7 @@ def labeled_dataset(
     *,
     batch_size,
     image_size=None,
-    preset="imagenet",
+    preset=None,
     split="train",
     shuffle=False,
     shuffle_buffer=None,
@@ -501,9 +515,9 @@ def labeled_dataset(
         Batches `(images, labels)`: float32 `(batch, h, w, 3)` and int64 `(batch,)`.
 
     Example:
-    >>> test = labeled_dataset("digits", batch_size=256, preset="digits", split="test")
+    >>> test = labeled_dataset("digits", batch_size=256, split="test")
     """
-    config = _config(preset, augment, image_size)
+    config = _config(preset, augment, image_size, source)
     dataset, src, batch, decoded, _ = _prepare(
         source, split=split, data_dir=data_dir, seed=seed, input_context=input_context, batch_size=batch_size,
         shuffle=shuffle, shuffle_buffer=shuffle_buffer, cache=cache, min_batch=1,
@@ -549,3 +563,30 @@ def labeled_dataset(
         dataset = dataset.batch(batch, drop_remainder=drop_remainder)
         dataset = _map(dataset, lambda images, labels: (aug.normalize(images, config), labels))
     return dataset.prefetch(AUTOTUNE)
+
+
+def throughput(dataset, *, batches=20, warmup=2):
+    """Measures how many examples per second a dataset delivers (e.g. `(view_a, view_b)`
+    pairs of `pretraining_dataset`), to check the input pipeline keeps up with training.
+
+    Args:
+        dataset: a batched `tf.data.Dataset` (it is repeated as needed).
+        batches: batches timed after `warmup` untimed ones (tracing, buffers filling).
+
+    Returns:
+        Examples (first-axis rows of the first component) per second.
+
+    Example:
+    >>> throughput(pretraining_dataset("digits", batch_size=256, preset="digits"))
+    """
+    import time
+
+    iterator = iter(dataset.repeat())
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    count = 0
+    for _ in range(batches):
+        element = next(iterator)
+        count += int(tf.shape(tf.nest.flatten(element)[0])[0])
+    return count / (time.perf_counter() - start)

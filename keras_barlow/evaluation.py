@@ -31,7 +31,10 @@ from keras_barlow.model import BarlowTwins, FeaturePooling
 # Paper / official evaluate.py settings (facebookresearch/barlowtwins).
 LINEAR_EPOCHS = 100
 LINEAR_BATCH_SIZE = 256
-LINEAR_LEARNING_RATE = 0.3  # official default; its README uses 0.1 for the ResNet-50 run
+LINEAR_LEARNING_RATE = 0.3  # official default (raw ResNet features); its README uses 0.1
+# Unit-norm features give far smaller gradients than raw ones: on digits pixels, 0.3 reached
+# 0.947 in 100 epochs and 3.0 reached 0.967 (= a converged scikit-learn logistic regression).
+LINEAR_LEARNING_RATE_NORMALIZED = 3.0
 LINEAR_WEIGHT_DECAY = 1e-6
 FINETUNE_EPOCHS = 20
 FINETUNE_ENCODER_LR = 0.002
@@ -390,12 +393,14 @@ def train_linear_classifier(train, num_classes, *, epochs=LINEAR_EPOCHS, batch_s
 
     SGD with momentum, cosine decay of the learning rate to 0 over all steps, L2 weight
     decay on weights and bias as PyTorch's `weight_decay`, weights initialised N(0, 0.01²)
-    and bias 0 — the official `evaluate.py`.
+    and bias 0 — the official `evaluate.py`. `epochs` passes over the features, each in a
+    new random order.
 
     Returns:
         The trained `keras.Sequential` (logits out).
     """
     keras.utils.set_random_seed(seed)
+    batch_size = max(1, min(int(batch_size), len(train)))  # few-shot sets: full batches
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     classifier = keras.Sequential(
         [
@@ -411,18 +416,28 @@ def train_linear_classifier(train, num_classes, *, epochs=LINEAR_EPOCHS, batch_s
         ],
         name="linear_probe",
     )
-    steps = epochs * math.ceil(len(train) / batch_size)
+    import tensorflow as tf
+
+    steps = math.ceil(epochs * len(train) / batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
     classifier.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=momentum),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=min(steps, 50),  # tiny steps: amortise the per-call overhead
     )
-    classifier.fit(train.features, train.labels, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
+    # All epochs as one stream of batches (reshuffled every pass; a batch may straddle two
+    # passes): one `fit` epoch, so the per-epoch overhead is paid once. The features stay
+    # one array; batches are gathered by index.
+    features = tf.constant(train.features)
+    labels = tf.constant(train.labels)
+    stream = tf.data.Dataset.range(len(train)).shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
+    stream = stream.repeat(epochs).batch(batch_size).map(lambda i: (tf.gather(features, i), tf.gather(labels, i)))
+    classifier.fit(stream, epochs=1, steps_per_epoch=steps, verbose=verbose)
     return classifier
 
 
 def linear_probe(encoder, train_data, test_data, *, epochs=LINEAR_EPOCHS, batch_size=LINEAR_BATCH_SIZE,
-                 learning_rate=LINEAR_LEARNING_RATE, weight_decay=LINEAR_WEIGHT_DECAY, normalize=True,
+                 learning_rate=None, weight_decay=LINEAR_WEIGHT_DECAY, normalize=True,
                  augmentations=0, augment=None, preprocess=None, seed=0, return_classifier=False, verbose=0):
     """Linear evaluation: a softmax classifier on frozen features (the paper's protocol).
 
@@ -438,8 +453,9 @@ def linear_probe(encoder, train_data, test_data, *, epochs=LINEAR_EPOCHS, batch_
     Args:
         encoder: Keras model/layer, or None for raw pixels (unused for `Features` inputs).
         train_data, test_data: arrays, datasets of `(image, label)`, or `Features`.
-        epochs, batch_size, learning_rate, weight_decay: classifier training. With
-            L2-normalised features, 0.3 (the official default) suits batch 256.
+        epochs, batch_size, learning_rate, weight_decay: classifier training (the batch is
+            capped at the training-set size). `learning_rate=None`: 3.0 for L2-normalised
+            features, the official 0.3 for raw ones (unit-norm features need a larger step).
         normalize: L2-normalise the features.
         augmentations: number of augmented copies of the training set (needs images).
         augment: `(images, seed) -> images` for those copies.
@@ -467,6 +483,8 @@ def linear_probe(encoder, train_data, test_data, *, epochs=LINEAR_EPOCHS, batch_
     if train.features.shape[1] != test.features.shape[1]:
         raise ValueError(f"train and test features differ in size: {train.features.shape} vs {test.features.shape}")
     num_classes = _num_classes(train.labels, test.labels)
+    if learning_rate is None:
+        learning_rate = LINEAR_LEARNING_RATE_NORMALIZED if normalize else LINEAR_LEARNING_RATE
     classifier = train_linear_classifier(train, num_classes, epochs=epochs, batch_size=batch_size,
                                          learning_rate=learning_rate, weight_decay=weight_decay, seed=seed,
                                          verbose=verbose)
@@ -571,7 +589,8 @@ def _subset_arrays(data, fraction, seed, labels=None):
         dataset = data
         if dataset.element_spec[0].shape.rank == 4:
             dataset = dataset.unbatch()
-        dataset = dataset.enumerate().filter(lambda i, e: keep[i]).map(lambda i, e: e)
+        dataset = dataset.enumerate().filter(lambda index, _: keep[index])
+        dataset = dataset.map(lambda _, element: element)
         images, subset_labels = zip(*[(x, y) for x, y in dataset.as_numpy_iterator()])
         return np.stack(images), _as_int_labels(np.asarray(subset_labels)), indices, len(labels)
     images, labels_all = next(iterate_batches(data, batch_size=2**62))

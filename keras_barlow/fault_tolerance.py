@@ -202,6 +202,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._last_saved_step = None
         self._steps_per_epoch = None
         self._total_steps = None
+        self._mid_epoch_resume = False
         self._epoch = 0
 
     def get_config(self):
@@ -265,6 +266,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 self._step - epoch * (self._steps_per_epoch or 0),
             )
         self._last_saved_step = self._step
+        self._mid_epoch_resume = bool(self._steps_per_epoch) and self._step % self._steps_per_epoch != 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -275,7 +277,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._step = self._epoch_start_step + batch + 1
         if self.save_freq != "epoch" and self._step - self._last_saved_step >= self.save_freq:
             self._save()
-        if self._total_steps is not None and self._step >= self._total_steps:
+        if self._mid_epoch_resume and self._total_steps is not None and self._step >= self._total_steps:
             # After a mid-epoch resume the last epoch ends early: the run has done
             # exactly epochs × steps_per_epoch steps.
             (getattr(self, "_model", None) or self.model).stop_training = True

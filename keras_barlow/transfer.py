@@ -426,7 +426,9 @@ def segmenter(
     """A semantic segmenter (DeepLabV3+) on a pretrained encoder.
 
     Both libraries give per-pixel class probabilities (softmax), `(batch, h, w, num_classes)`:
-    train with `SparseCategoricalCrossentropy()` on integer masks `(batch, h, w)`.
+    train with `SparseCategoricalCrossentropy()` on integer masks `(batch, h, w, 1)`, and
+    name the metrics (KerasHub's default `compile` metric expects one-hot masks), e.g.
+    `compile_segmenter(model)`.
 
     Args:
         encoder: an export directory, a `BarlowTwins` model or an encoder.
@@ -470,6 +472,51 @@ def segmenter(
     )
     task_kwargs.setdefault("activation", "softmax")
     return keras_hub.models.DeepLabV3ImageSegmenter(backbone=deeplab, num_classes=num_classes, **task_kwargs)
+
+
+def compile_detector(model, optimizer="adam", **kwargs):
+    """Compiles a detector from `detector(...)` with its library's standard losses.
+
+    KerasCV RetinaNet: focal + smooth L1; KerasCV YOLOv8: binary cross-entropy + CIoU;
+    KerasHub RetinaNet: its defaults (focal + Huber).
+
+    Args:
+        model: the detector.
+        optimizer: a Keras optimizer or its name.
+        **kwargs: more `compile` arguments.
+
+    Returns:
+        The model, compiled.
+    """
+    import keras_cv
+
+    if isinstance(model, keras_cv.models.YOLOV8Detector):
+        kwargs.setdefault("classification_loss", "binary_crossentropy")
+        kwargs.setdefault("box_loss", "ciou")
+    elif isinstance(model, keras_cv.models.RetinaNet):
+        kwargs.setdefault("classification_loss", "focal")
+        kwargs.setdefault("box_loss", "smoothl1")
+    elif not isinstance(model, keras_hub.models.RetinaNetObjectDetector):
+        raise ValueError(f"expected a detector from keras_barlow.detector(...), got {type(model).__name__}")
+    model.compile(optimizer=optimizer, **kwargs)
+    return model
+
+
+def compile_segmenter(model, optimizer="adam", **kwargs):
+    """Compiles a segmenter from `segmenter(...)`: sparse cross-entropy on `(batch, h, w, 1)` masks.
+
+    Args:
+        model: the segmenter.
+        optimizer: a Keras optimizer or its name.
+        **kwargs: more `compile` arguments (`metrics` defaults to pixel accuracy).
+
+    Returns:
+        The model, compiled.
+    """
+    kwargs.setdefault("loss", keras.losses.SparseCategoricalCrossentropy())
+    kwargs.setdefault("metrics", [keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy")])
+    model.compile(optimizer=optimizer, **kwargs)
+    return model
 
 
 # ---------------------------------------------------------------------------------------
@@ -551,7 +598,7 @@ def mean_iou(model, images, masks, num_classes, *, batch_size=8):
     Args:
         model: a segmenter from `segmenter(...)`.
         images: `(n, h, w, 3)` pixels.
-        masks: `(n, h, w)` integer class ids.
+        masks: `(n, h, w)` or `(n, h, w, 1)` integer class ids.
         num_classes: number of classes, background included.
         batch_size: prediction batch size.
 
@@ -593,7 +640,7 @@ def shapes_dataset(num_images, *, image_size=64, max_objects=2, size_range=(0.35
     Returns:
         dict of NumPy arrays: `images` float32 `(n, s, s, 3)` in [0, 255]; `boxes` float32
         `(n, max_objects, 4)` tight `xywh` pixel boxes, padded with -1; `classes` float32
-        `(n, max_objects)`, padded with -1; `masks` int32 `(n, s, s)` with 0 for background
+        `(n, max_objects)`, padded with -1; `masks` int32 `(n, s, s, 1)` with 0 for background
         and `class + 1` for the shapes.
 
     Example:
@@ -612,7 +659,7 @@ def shapes_dataset(num_images, *, image_size=64, max_objects=2, size_range=(0.35
     images = np.empty((n, s, s, 3), np.float32)
     boxes = np.full((n, max_objects, 4), -1.0, np.float32)
     classes = np.full((n, max_objects), -1.0, np.float32)
-    masks = np.zeros((n, s, s), np.int32)
+    masks = np.zeros((n, s, s, 1), np.int32)
     rows, cols = np.mgrid[0:s, 0:s] + 0.5  # pixel centres
     for i in range(n):
         background = rng.uniform(0, 80, size=3)
@@ -634,7 +681,7 @@ def shapes_dataset(num_images, *, image_size=64, max_objects=2, size_range=(0.35
             placed.append(box)
             colour = rng.uniform(120, 255, size=3)
             images[i][shape] = colour
-            masks[i][shape] = cls + 1
+            masks[i, ..., 0][shape] = cls + 1
             ys, xs = np.nonzero(shape)
             k = len(placed) - 1
             boxes[i, k] = (xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())

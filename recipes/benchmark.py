@@ -15,9 +15,13 @@ steps each:
   alone, on synthetic uint8 images (TensorFlow only);
 - `fit_pipeline`: `fit` fed by that pipeline (end to end).
 
-Every measurement records the peak resident memory of its process (`ru_maxrss`) and the
-load average (`os.getloadavg()`) before and after, because a shared machine's timings are
-only comparable at similar load. Results are printed as a table and written as JSON.
+The training measurements run in one process per backend: each is set up and warmed up,
+then they are timed in turns (block 1 of each, block 2 of each, ...), so a change of load
+on a shared machine affects all of them alike and their ratios (the `fit` overhead) stay
+meaningful. The pipeline is timed alone afterwards. Every measurement records the load
+average (`os.getloadavg()`) at each block, the growth of resident memory while it was set
+up and warmed up, and the process's peak resident memory (`ru_maxrss`). Results are
+printed as a table and written as JSON.
 
 Usage:
     python recipes/benchmark.py --preset resnet18-32 --json runs/bench.json
@@ -26,8 +30,8 @@ Usage:
     python recipes/benchmark.py --smoke            # tiny, for CI (< ~40 s on 2 idle cores)
 
 Each backend runs in its own subprocess (`KERAS_BACKEND` must be set before Keras is
-imported); `--isolate` (the default outside `--smoke`) also gives every measurement its
-own process, so each peak-memory figure belongs to that measurement alone.
+imported); `--isolate` gives every measurement its own process instead, so that each
+peak-memory figure belongs to that measurement alone (timings are then sequential).
 """
 
 import argparse
@@ -68,39 +72,34 @@ PRESETS = {
 # Statistics (pure Python: tested against NumPy)
 
 
-def summarize(durations, *, steps, repeats, warmup, steps_per_call=1, batch_size):
-    """Per-step statistics from the wall time of each call.
+def summarize(warmup, blocks, *, steps, batch_size):
+    """Per-step statistics from timed calls.
 
     Args:
-        durations: seconds of each call in order, warm-up calls included; a call runs
-            `steps_per_call` training steps (`steps_per_execution`) or fetches one batch.
-        steps: steps per timed block; a multiple of `steps_per_call`.
-        repeats: number of timed blocks after the warm-up.
-        warmup: calls discarded first (tracing, compilation, autotuning).
-        steps_per_call: steps each call runs.
+        warmup: seconds of each warm-up call (tracing, compilation, autotuning).
+        blocks: one list per timed block: the seconds of its calls, which together ran
+            `steps` training steps (or fetched `steps` batches).
+        steps: steps per block.
         batch_size: image pairs per step.
 
     Returns:
         dict: `s_per_step` (median over blocks of the block's mean), `s_per_step_min` /
         `s_per_step_max` (fastest and slowest block), `pairs_per_s` (from the median),
-        `blocks` (each block's s/step), `compile_s` (the warm-up calls' total).
+        `blocks` (each block's s/step), `warmup_s` (the warm-up calls' total).
     """
-    if steps % steps_per_call:
-        raise ValueError(f"steps ({steps}) must be a multiple of steps_per_execution ({steps_per_call})")
-    calls_per_block = steps // steps_per_call
-    needed = warmup + repeats * calls_per_block
-    if len(durations) < needed:
-        raise ValueError(f"got {len(durations)} timed calls, need {needed} (warm-up {warmup} + {repeats} × {calls_per_block})")
-    timed = durations[warmup:needed]
-    blocks = [sum(timed[i * calls_per_block:(i + 1) * calls_per_block]) / steps for i in range(repeats)]
-    median = statistics.median(blocks)
+    if not blocks or any(not block for block in blocks):
+        raise ValueError(f"need at least one non-empty timed block, got {blocks!r}")
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+    per_step = [sum(block) / steps for block in blocks]
+    median = statistics.median(per_step)
     return {
         "s_per_step": median,
-        "s_per_step_min": min(blocks),
-        "s_per_step_max": max(blocks),
+        "s_per_step_min": min(per_step),
+        "s_per_step_max": max(per_step),
         "pairs_per_s": batch_size / median,
-        "blocks": blocks,
-        "compile_s": sum(durations[:warmup]),
+        "blocks": per_step,
+        "warmup_s": sum(warmup),
     }
 
 
@@ -193,6 +192,11 @@ class _Timer:
         import keras
 
         class Timer(keras.callbacks.Callback):
+            # Keeps Keras' asynchronous callback dispatch (JAX) possible: the timestamps are
+            # taken after the logs were read, i.e. when each step has finished. (The model's
+            # NonFiniteLossGuard is not async-safe, so `fit` currently syncs every step.)
+            async_safe = True
+
             def on_train_begin(self, logs=None):
                 self.durations = []
                 self._last = time.perf_counter()
@@ -207,32 +211,46 @@ class _Timer:
         return Timer()
 
 
-def _calls(spec):
-    spe = spec["steps_per_execution"]
-    return spec["warmup"] + spec["repeats"] * (spec["steps"] // spe), spe
+class _FitRunner:
+    """`fit` on a constant synthetic batch (or on `dataset`). Each timed block is one `fit`
+    call of `steps + steps_per_execution` steps whose first call is dropped, so the once-per-
+    `fit` set-up (callbacks, iterator) is not counted, while everything `fit` does per step
+    (iterator, callbacks, logs, the loss guard's read) is."""
 
+    def __init__(self, spec, dataset=None):
+        import keras
 
-def _measure_fit(spec, dataset=None):
-    import keras
+        self.model = _build_model(spec)
+        self.spe = spec["steps_per_execution"]
+        self.timer = _Timer()
+        if dataset is not None:
+            self.data = lambda: dataset
+        else:
+            view_a, view_b = _synthetic_views(spec)
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
 
-    model = _build_model(spec)
-    calls, spe = _calls(spec)
-    timer = _Timer()
-    if dataset is None:
-        view_a, view_b = _synthetic_views(spec)
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+                constant = tf.data.Dataset.from_tensors((view_a, view_b)).repeat()
+                self.data = lambda: constant
+            else:  # NumPy into fit: no TensorFlow involved
 
-            dataset = tf.data.Dataset.from_tensors((view_a, view_b)).repeat()
-        else:  # NumPy into fit: no TensorFlow involved
+                def batches():
+                    while True:
+                        yield view_a, view_b
 
-            def batches():
-                while True:
-                    yield view_a, view_b
+                self.data = batches
+        self.extra = {}
 
-            dataset = batches()
-    model.fit(dataset, epochs=1, steps_per_epoch=calls * spe, verbose=0, callbacks=[timer])
-    return timer.durations, spe, {"jit_compile": bool(model.jit_compile)}
+    def _fit(self, steps):
+        self.model.fit(self.data(), epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[self.timer])
+        self.extra["jit_compile"] = bool(self.model.jit_compile)
+        return list(self.timer.durations)
+
+    def warm_up(self, calls):
+        return self._fit(calls * self.spe)
+
+    def block(self, steps):
+        return self._fit(steps + self.spe)[1:]
 
 
 def _loop(fn, arg, calls):
@@ -245,46 +263,58 @@ def _loop(fn, arg, calls):
     return durations
 
 
-def _measure_tf_step(spec, kind):
-    """`step`: the model's `train_step`; `bare` / `bare_concat`: a hand-written step."""
-    import tensorflow as tf
-    from keras import ops
+class _StepRunner:
+    """`step`: the model's `train_step` in a `tf.function`; `bare` / `bare_concat`: a
+    hand-written minimal step. Both read the batch from a `tf.data` iterator inside the
+    function, as `fit` does, and are compiled with XLA exactly when `fit` would be."""
 
-    from keras_barlow import losses
+    spe = 1
 
-    model = _build_model(spec)
-    optimizer = model.optimizer
-    variables = model.trainable_variables
-    optimizer.build(variables)
-    view_a, view_b = _synthetic_views(spec)
-    iterator = iter(tf.data.Dataset.from_tensors((view_a, view_b)).repeat())
-    jit = bool(model.jit_compile)
+    def __init__(self, spec, kind):
+        import tensorflow as tf
+        from keras import ops
 
-    def embed(images):
-        return model.projector(model.pooling(model.encoder(images, training=True)), training=True)
+        from keras_barlow import losses
 
-    if kind == "step":
+        model = _build_model(spec)
+        optimizer = model.optimizer
+        variables = model.trainable_variables
+        optimizer.build(variables)
+        view_a, view_b = _synthetic_views(spec)
+        self.iterator = iter(tf.data.Dataset.from_tensors((view_a, view_b)).repeat())
+        batch = spec["batch_size"]
 
-        def step(iterator):
-            return model.train_step(next(iterator))["loss"]
+        def embed(images):
+            return model.projector(model.pooling(model.encoder(images, training=True)), training=True)
 
-    else:
+        if kind == "step":
 
-        def step(iterator):
-            a, b = next(iterator)
-            with tf.GradientTape() as tape:
-                if kind == "bare_concat":
-                    z = embed(ops.concatenate([a, b], axis=0))
-                    z_a, z_b = z[: spec["batch_size"]], z[spec["batch_size"]:]
-                else:
-                    z_a, z_b = embed(a), embed(b)
-                loss = losses.barlow_twins_loss(z_a, z_b, lambd=model.lambd, scale_loss=model.scale_loss)
-            gradients = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(gradients, variables))
-            return loss
+            def step(iterator):
+                return model.train_step(next(iterator))["loss"]
 
-    calls, _ = _calls({**spec, "steps_per_execution": 1})
-    return _loop(tf.function(step, jit_compile=jit), iterator, calls), 1, {"jit_compile": jit}
+        else:
+
+            def step(iterator):
+                a, b = next(iterator)
+                with tf.GradientTape() as tape:
+                    if kind == "bare_concat":  # joint batch-norm statistics: not the paper's
+                        z = embed(ops.concatenate([a, b], axis=0))
+                        z_a, z_b = z[:batch], z[batch:]
+                    else:
+                        z_a, z_b = embed(a), embed(b)
+                    loss = losses.barlow_twins_loss(z_a, z_b, lambd=model.lambd, scale_loss=model.scale_loss)
+                gradients = tape.gradient(loss, variables)
+                optimizer.apply_gradients(zip(gradients, variables))
+                return loss
+
+        self.extra = {"jit_compile": bool(model.jit_compile)}
+        self.fn = tf.function(step, jit_compile=self.extra["jit_compile"])
+
+    def warm_up(self, calls):
+        return _loop(self.fn, self.iterator, calls)
+
+    def block(self, steps):
+        return _loop(self.fn, self.iterator, steps)
 
 
 def _pipeline_dataset(spec):
@@ -300,20 +330,47 @@ def _pipeline_dataset(spec):
     ).repeat()
 
 
-def _measure_pipeline(spec):
-    iterator = iter(_pipeline_dataset(spec))
-    calls, _ = _calls({**spec, "steps_per_execution": 1})
-    durations = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        view_a, _ = next(iterator)
-        view_a.numpy()
-        durations.append(time.perf_counter() - start)
-    return durations, 1, {}
+class _PipelineRunner:
+    """Batches of `(view_a, view_b)` pulled from `pretraining_dataset` on synthetic images."""
+
+    spe = 1
+    extra = {}
+
+    def __init__(self, spec):
+        self.iterator = iter(_pipeline_dataset(spec))
+
+    def block(self, steps):
+        durations = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            view_a, view_b = next(self.iterator)
+            view_a.numpy(), view_b.numpy()
+            durations.append(time.perf_counter() - start)
+        return durations
+
+    warm_up = block
+
+
+def _make_runner(spec, measure):
+    if measure == "fit":
+        return _FitRunner(spec)
+    if measure == "fit_pipeline":
+        return _FitRunner(spec, dataset=_pipeline_dataset(spec))
+    if measure in ("step", "bare", "bare_concat"):
+        return _StepRunner(spec, measure)
+    if measure == "pipeline":
+        return _PipelineRunner(spec)
+    raise ValueError(f"unknown measure {measure!r}")
 
 
 def run_worker(spec):
-    """Runs `spec["measures"]` in this process and returns one result dict per measure."""
+    """Runs `spec["measures"]` in this process; returns one result dict per measure.
+
+    The training measures are set up and warmed up first, then timed in turns (block 1 of
+    each, block 2 of each, ...) so that a change of machine load affects all of them
+    alike; the input pipeline, whose prefetching threads would run on during the others'
+    blocks, is timed alone afterwards.
+    """
     if spec.get("block_tensorflow"):
         _block_tensorflow()
     import keras
@@ -321,37 +378,43 @@ def run_worker(spec):
     backend = keras.backend.backend()
     if spec.get("dtype_policy"):
         keras.config.set_dtype_policy(spec["dtype_policy"])
+    training = [m for m in spec["measures"] if m != "pipeline"]
+    groups = [training] + ([["pipeline"]] if "pipeline" in spec["measures"] else [])
+    records = {}
+    for group in groups:
+        runners = {}
+        for measure in group:
+            rss_before = current_rss_mib()
+            start = time.perf_counter()
+            runner = _make_runner(spec, measure)
+            warmup = runner.warm_up(spec["warmup"])
+            runners[measure] = runner
+            records[measure] = {
+                "warmup": warmup, "blocks": [], "loads": [], "setup_s": time.perf_counter() - start,
+                "rss_growth_mib": current_rss_mib() - rss_before if rss_before is not None else None,
+            }
+        for _ in range(spec["repeats"]):
+            for measure, runner in runners.items():
+                records[measure]["loads"].append(load1())
+                records[measure]["blocks"].append(runner.block(spec["steps"]))
+        for measure, runner in runners.items():
+            records[measure].update(spe=runner.spe, extra=runner.extra)
+        del runners
     results = []
     for measure in spec["measures"]:
-        keras.backend.clear_session()
-        before = {"load1": load1(), "rss_mib": current_rss_mib(), "peak_rss_mib": peak_rss_mib()}
-        start = time.perf_counter()
-        if measure == "fit":
-            durations, spe, extra = _measure_fit(spec)
-        elif measure == "fit_pipeline":
-            durations, spe, extra = _measure_fit(spec, dataset=_pipeline_dataset(spec))
-        elif measure in ("step", "bare", "bare_concat"):
-            durations, spe, extra = _measure_tf_step(spec, measure)
-        elif measure == "pipeline":
-            durations, spe, extra = _measure_pipeline(spec)
-        else:
-            raise ValueError(f"unknown measure {measure!r}")
-        stats = summarize(
-            durations, steps=spec["steps"], repeats=spec["repeats"], warmup=spec["warmup"],
-            steps_per_call=spe, batch_size=spec["batch_size"],
-        )
+        record = records[measure]
+        stats = summarize(record["warmup"], record["blocks"], steps=spec["steps"], batch_size=spec["batch_size"])
         results.append(
             {
                 "backend": backend,
                 "measure": measure,
                 **stats,
-                **extra,
-                "steps_per_execution": spe,
-                "wall_s": time.perf_counter() - start,
+                **record["extra"],
+                "steps_per_execution": record["spe"],
+                "setup_s": record["setup_s"],
+                "rss_growth_mib": record["rss_growth_mib"],
                 "peak_rss_mib": peak_rss_mib(),
-                "rss_before_mib": before["rss_mib"],
-                "load1_before": before["load1"],
-                "load1_after": load1(),
+                "load1": record["loads"],
             }
         )
     return results
@@ -413,7 +476,7 @@ def _parse_bool_choice(value):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="resnet18-32", help="model and data sizes")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one process per backend (CI)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes and a two-layer encoder (CI)")
     parser.add_argument("--backend", choices=("tensorflow", "jax", "both"), default="tensorflow")
     parser.add_argument("--measure", default=None, help=f"comma list of {', '.join(TF_MEASURES)} (default: {','.join(DEFAULT_MEASURES)})")
     parser.add_argument("--depth", type=int, choices=(0, 18, 34, 50, 101, 152), help="ResNet depth; 0: a two-layer convnet")
@@ -432,8 +495,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="steps per timed block")
     parser.add_argument("--repeats", type=int, help="timed blocks (the median is reported)")
     parser.add_argument("--warmup", type=int, help="calls discarded first (tracing, compilation)")
-    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
-                        help="one process per measurement (default: on, off with --smoke)")
+    parser.add_argument("--isolate", action="store_true",
+                        help="one process per measurement: separate peak memory, sequential timings")
     parser.add_argument("--json", dest="json_path", help="write the results here")
     parser.add_argument("--block-tensorflow", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -498,12 +561,21 @@ def _row(spec, result):
         f"{result['s_per_step']:.4f}",
         f"{result['pairs_per_s']:.1f}",
         f"{result['s_per_step_min']:.4f}–{result['s_per_step_max']:.4f}",
+        "-" if result["rss_growth_mib"] is None else f"{result['rss_growth_mib']:.0f}",
         f"{result['peak_rss_mib']:.0f}",
-        f"{result['load1_before']}/{result['load1_after']}",
+        _load_range(result["load1"]),
     ]
 
 
-HEADER = ["backend", "measure", "model", "px", "batch", "projector", "s/step", "pairs/s", "min–max s/step", "peak MiB", "load1 before/after"]
+def _load_range(loads):
+    loads = [x for x in loads if x is not None]
+    if not loads:
+        return "-"
+    return f"{min(loads):.1f}–{max(loads):.1f}" if max(loads) != min(loads) else f"{loads[0]:.1f}"
+
+
+HEADER = ["backend", "measure", "model", "px", "batch", "projector", "s/step", "pairs/s", "min–max s/step",
+          "RSS +MiB", "peak MiB", "load1"]
 
 
 def format_table(spec, results):
@@ -532,7 +604,7 @@ def main(argv=None):
         _worker_main(args.worker)
         return None
     spec = build_spec(args)
-    isolate = args.isolate if args.isolate is not None else not args.smoke
+    isolate = args.isolate
     backends = ["tensorflow", "jax"] if args.backend == "both" else [args.backend]
     results, versions = [], {}
     for backend in backends:
@@ -549,7 +621,7 @@ def main(argv=None):
             versions[backend] = payload["versions"]
             for result in payload["results"]:
                 print(f"[{backend}] {result['measure']}: {result['s_per_step']:.4f} s/step, "
-                      f"{result['pairs_per_s']:.1f} pairs/s (load {result['load1_before']})", file=sys.stderr, flush=True)
+                      f"{result['pairs_per_s']:.1f} pairs/s (load {_load_range(result['load1'])})", file=sys.stderr, flush=True)
     report = {
         "spec": spec,
         "isolated": isolate,

@@ -29,7 +29,7 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (local or gs://)")
     parser.add_argument("--split", default="train", help="pretraining split (default: train)")
     parser.add_argument("--test-split", default="test", help="labelled split for the kNN check ('' to skip)")
-    parser.add_argument("--preset", default=None, help="augmentation preset: digits, cifar, imagenet (default: digits for digits, else cifar)")
+    parser.add_argument("--preset", default=None, help="augmentation preset: digits, cifar, imagenet (default: digits for digits, cifar for cifar*, else imagenet)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128, help="global batch size")
     parser.add_argument("--image-size", type=int, default=None, help="default: the preset's (32 / 32 / 224)")
@@ -47,13 +47,14 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TF's C++ info/warning chatter
     import keras
 
     import keras_barlow
     from keras_barlow import augment, backbones, data, evaluation, optimizers
 
     keras.utils.set_random_seed(args.seed)
-    preset = args.preset or ("digits" if args.dataset == "digits" else "cifar")
+    preset = args.preset or data.default_preset(args.dataset)
     config = augment.AugmentationConfig.preset(preset)
     if args.image_size:
         config = config.replace(image_size=args.image_size)

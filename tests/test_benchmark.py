@@ -32,22 +32,28 @@ benchmark = _load_benchmark()
 
 def test_summarize_matches_numpy():
     rng = np.random.default_rng(0)
-    durations = list(rng.uniform(0.1, 1.0, size=2 + 3 * 4))
-    stats = benchmark.summarize(durations, steps=8, repeats=3, warmup=2, steps_per_call=2, batch_size=64)
-    blocks = np.asarray(durations[2:]).reshape(3, 4).sum(axis=1) / 8  # 4 calls of 2 steps each
-    np.testing.assert_allclose(stats["blocks"], blocks, rtol=1e-12)
-    np.testing.assert_allclose(stats["s_per_step"], np.median(blocks), rtol=1e-12)
-    np.testing.assert_allclose(stats["pairs_per_s"], 64 / np.median(blocks), rtol=1e-12)
-    assert stats["s_per_step_min"] == pytest.approx(blocks.min())
-    assert stats["s_per_step_max"] == pytest.approx(blocks.max())
-    assert stats["compile_s"] == pytest.approx(sum(durations[:2]))
+    warmup = list(rng.uniform(1.0, 5.0, size=2))
+    blocks = [list(rng.uniform(0.1, 1.0, size=4)) for _ in range(3)]  # 4 calls of 2 steps each
+    stats = benchmark.summarize(warmup, blocks, steps=8, batch_size=64)
+    per_step = np.asarray(blocks).sum(axis=1) / 8
+    np.testing.assert_allclose(stats["blocks"], per_step, rtol=1e-12)
+    np.testing.assert_allclose(stats["s_per_step"], np.median(per_step), rtol=1e-12)
+    np.testing.assert_allclose(stats["pairs_per_s"], 64 / np.median(per_step), rtol=1e-12)
+    assert stats["s_per_step_min"] == pytest.approx(per_step.min())
+    assert stats["s_per_step_max"] == pytest.approx(per_step.max())
+    assert stats["warmup_s"] == pytest.approx(sum(warmup))
+    # An even number of blocks: the median is the mean of the middle two.
+    stats = benchmark.summarize([], [[4.0], [1.0], [3.0], [2.0]], steps=1, batch_size=1)
+    assert stats["s_per_step"] == 2.5
 
 
 def test_summarize_rejects_bad_input():
-    with pytest.raises(ValueError, match="multiple of steps_per_execution"):
-        benchmark.summarize([1.0] * 10, steps=3, repeats=1, warmup=1, steps_per_call=2, batch_size=8)
-    with pytest.raises(ValueError, match="need 7"):
-        benchmark.summarize([1.0] * 4, steps=3, repeats=2, warmup=1, batch_size=8)
+    with pytest.raises(ValueError, match="non-empty timed block"):
+        benchmark.summarize([1.0], [], steps=3, batch_size=8)
+    with pytest.raises(ValueError, match="non-empty timed block"):
+        benchmark.summarize([1.0], [[1.0], []], steps=3, batch_size=8)
+    with pytest.raises(ValueError, match="positive"):
+        benchmark.summarize([1.0], [[1.0]], steps=0, batch_size=8)
 
 
 def test_overhead_is_relative_to_the_bare_step_of_the_same_backend():
@@ -109,7 +115,6 @@ def test_steps_per_execution_gives_the_same_weights():
     weights_1, history_1 = _train(_tiny_model(steps_per_execution=1))
     weights_3, history_3 = _train(_tiny_model(steps_per_execution=3))
     assert len(weights_1) == len(weights_3)
-    changed = 0
     for w1, w3 in zip(weights_1, weights_3):
         np.testing.assert_allclose(w3, w1, rtol=1e-5, atol=1e-6)
     reference = [np.asarray(v) for v in _tiny_model().weights]
@@ -121,13 +126,20 @@ def test_steps_per_execution_gives_the_same_weights():
 @pytest.mark.tensorflow_only
 def test_xla_compiled_step_matches_the_graph_step():
     """GPUs and TPUs compile the TF step with XLA by default (Keras' `jit_compile="auto"`):
-    the step must compile and compute the same update."""
-    weights_graph, _ = _train(_tiny_model(jit_compile=False), epochs=1)
-    model = _tiny_model(jit_compile=True)
-    assert model.jit_compile
-    weights_xla, _ = _train(model, epochs=1)
+    the step must compile and compute the same update. One step only: with a batch of 8
+    the loss is so ill-conditioned (per-dimension standardisation over 8 samples) that
+    reduction-order differences of 1e-7 grow to 1e-2 within two steps."""
+    a, b = _views(8)
+    results = []
+    for jit_compile in (False, True):
+        model = _tiny_model(jit_compile=jit_compile)
+        assert model.jit_compile == jit_compile
+        loss = model.fit(a, b, batch_size=8, epochs=1, verbose=0).history["loss"]
+        results.append((loss, [np.asarray(v) for v in model.weights]))
+    (loss_graph, weights_graph), (loss_xla, weights_xla) = results
+    np.testing.assert_allclose(loss_xla, loss_graph, rtol=1e-5)
     for wg, wx in zip(weights_graph, weights_xla):
-        np.testing.assert_allclose(wx, wg, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(wx, wg, rtol=1e-5, atol=1e-6)
 
 
 # --- the harness end to end (subprocesses; their own backend) ---------------------------

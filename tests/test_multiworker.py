@@ -18,8 +18,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 420
 EXACT = 1e-5
 
-# Each worker trains three models under the strategy: exact (sync BN, steps_per_execution
-# 1), exact with steps_per_execution 2, and a control with per-worker batch norm. Worker 0
+# Each worker trains two models under the strategy: exact (synchronised batch norm) and a
+# control with per-worker batch norm, and checks steps_per_execution=2 is refused clearly
+# (Keras' multi-step loop fails under these strategies, keras-team/keras#19246). Worker 0
 # then trains the one-process reference outside the strategy (default strategy: no
 # collectives, so it cannot clash with the worker's).
 WORKER = textwrap.dedent(
@@ -58,7 +59,12 @@ WORKER = textwrap.dedent(
     results = {"kind": hardware.kind, "replicas": hardware.num_replicas, "workers": hardware.num_workers,
                "index": hardware.worker_index, "workaround": needs_multi_worker_workaround(hardware.strategy)}
     weights = {}
-    for name, kwargs in {"exact": {}, "spe2": {"steps_per_execution": 2}, "unsynced": {"sync_batchnorm": False}}.items():
+    try:  # Keras' multi-step loop fails under these strategies: a clear error instead
+        with hardware.scope():
+            train(steps_per_execution=2)
+    except ValueError as error:
+        results["spe2_error"] = str(error)
+    for name, kwargs in {"exact": {}, "unsynced": {"sync_batchnorm": False}}.items():
         with hardware.scope():
             model, losses, _ = train(**kwargs)
         weights.update({f"{name}/{i}": keras.ops.convert_to_numpy(w) for i, w in enumerate(model.weights)})
@@ -142,6 +148,7 @@ def test_fit_on_two_workers_equals_one_process(tmp_path):
     for index, info in enumerate(infos):
         assert (info["kind"], info["replicas"], info["workers"], info["index"]) == ("multiworker", 2, 2, index)
         assert info["workaround"] is True  # Keras 3 fit needs it under several workers
+        assert "keras-team/keras#19246" in info.get("spe2_error", "")
     saved = [np.load(path) for path in outputs]
     single = _weights(saved[0], "single")
     exact = _weights(saved[0], "exact")
@@ -149,14 +156,12 @@ def test_fit_on_two_workers_equals_one_process(tmp_path):
     results = {"weights moved by training": trained,
         "workers agree": _max_diff(exact, _weights(saved[1], "exact")),
         "2 workers vs 1 process": _max_diff(exact, single),
-        "steps_per_execution=2 vs 1 process": _max_diff(_weights(saved[1], "spe2"), single),
         "per-worker batch norm vs 1 process": _max_diff(_weights(saved[0], "unsynced"), single),
     }
     print(results)
     assert trained > 0.01  # training moved the weights
     assert results["workers agree"] == 0.0
     assert results["2 workers vs 1 process"] < EXACT
-    assert results["steps_per_execution=2 vs 1 process"] < EXACT
     assert results["per-worker batch norm vs 1 process"] > 100 * EXACT  # the comparison has power
     np.testing.assert_allclose(infos[0]["exact_losses"], infos[0]["single_losses"], rtol=1e-5)
     np.testing.assert_allclose(infos[1]["exact_losses"], infos[0]["single_losses"], rtol=1e-5)

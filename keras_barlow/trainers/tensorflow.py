@@ -32,7 +32,18 @@ def prepare_train_function(model):
     Keras reads `BatchNormalization.synchronized` at call time; `BarlowTwins.get_config`
     leaves the flag out of saved configs (JAX cannot load `synchronized=True`).
     """
-    if model.sync_batchnorm and model.distribute_strategy.num_replicas_in_sync > 1:
+    strategy = model.distribute_strategy
+    replicas = strategy.num_replicas_in_sync
+    mirrored = isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
+    if mirrored and replicas > 1 and model.steps_per_execution > 1 and _keras_in(STEPS_PER_EXECUTION_BROKEN_KERAS):
+        raise ValueError(
+            f"steps_per_execution={model.steps_per_execution} does not work with Keras "
+            f"{keras.version()} under (MultiWorker)MirroredStrategy with several replicas (here "
+            f"{replicas}): Keras' multi-step loop fails with 'You must feed a value for "
+            "placeholder tensor ...' for any model (keras-team/keras#19246). Compile with "
+            "steps_per_execution=1 on TensorFlow, or use the JAX backend, where it works."
+        )
+    if model.sync_batchnorm and replicas > 1:
         for layer in model.batchnorm_layers():
             layer.synchronized = True
 
@@ -100,20 +111,32 @@ def test_step(model, data):
 # The workaround: (1) `BarlowTwins` is built in its constructor, so the symbolic build is
 # skipped and only the optimizer is built, under the strategy's scope; (2) the steps return
 # each log with shape `(1,)`: Keras' `axis=0` MEAN then averages the replicas' identical
-# values into a scalar. Everything else — `steps_per_execution`, callbacks, the iterator
-# protocol — stays Keras' own. Checked broken on Keras 3.15.1; the workaround is harmless
+# values into a scalar. Everything else — callbacks, the iterator protocol — stays Keras'
+# own. Checked broken on Keras 3.15.1; the workaround is harmless
 # should upstream fix either point, and is limited to the Keras versions below.
+# `steps_per_execution > 1` is refused under several replicas, see below.
 MULTI_WORKER_WORKAROUND_KERAS = ((3, 0), (4, 0))  # [from, to) Keras versions
+
+
+# Keras' `steps_per_execution > 1` loop (tf.while_loop + tf.cond around `strategy.run`)
+# fails under MirroredStrategy and MultiWorkerMirroredStrategy, even for a plain
+# `Sequential` model (measured on Keras 3.15.1 / TF 2.21; keras-team/keras#19246, open).
+# `prepare_train_function` turns the obscure graph error into a clear one.
+STEPS_PER_EXECUTION_BROKEN_KERAS = ((3, 0), (4, 0))  # [from, to) Keras versions
 
 
 def _keras_version():
     return tuple(int(part) for part in re.findall(r"\d+", keras.version())[:2])
 
 
+def _keras_in(versions):
+    low, high = versions
+    return low <= _keras_version() < high
+
+
 def needs_multi_worker_workaround(strategy):
     """Whether `strategy` spans several workers under a Keras 3 whose `fit` needs help."""
-    low, high = MULTI_WORKER_WORKAROUND_KERAS
-    if not low <= _keras_version() < high:
+    if not _keras_in(MULTI_WORKER_WORKAROUND_KERAS):
         return False
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
