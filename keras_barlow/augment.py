@@ -352,7 +352,10 @@ def _per_image(values):
 
 def _gray(images):
     """(…, 3) → (…, 1) luma with torchvision's weights."""
-    return tf.reduce_sum(images * tf.constant(GRAY_WEIGHTS, tf.float32), axis=-1, keepdims=True)
+    # Three slices, not reduce_sum over the size-3 channel axis: 4-20x faster on CPU
+    # (32x224x224x3: 9-46 ms vs 180-205 ms, same values; recipes/benchmark.py, issue #8).
+    r, g, b = GRAY_WEIGHTS
+    return images[..., 0:1] * r + images[..., 1:2] * g + images[..., 2:3] * b
 
 
 # ---------------------------------------------------------------------------------------
@@ -589,24 +592,28 @@ def gaussian_blur(images, sigma, max_sigma):
 
     The batch is folded into the channels of one depthwise convolution (kernel radius
     ceil(3·max σ)), so every image has its own kernel in a single op.
+
+    Args:
+        images: float32 `(n, h, w, 3)` with static `h`, `w`.
+        sigma: float32 `(n,)`, one σ per image (pixels).
+        max_sigma: the largest σ that will be drawn (sets the kernel size).
     """
-    n = _batch_size(images)
     height, width = images.shape[1], images.shape[2]
     radius = int(math.ceil(3.0 * max_sigma))
     radius = max(1, min(radius, height - 1, width - 1))
     taps = tf.range(-radius, radius + 1, dtype=tf.float32)
     kernel = tf.exp(-0.5 * tf.square(taps[None, :] / sigma[:, None]))
     kernel = kernel / tf.reduce_sum(kernel, axis=1, keepdims=True)  # (n, taps)
-    kernel = tf.repeat(kernel, 3, axis=0)  # (n * 3, taps): one per image channel
-    folded = tf.reshape(tf.transpose(images, [1, 2, 0, 3]), [1, height, width, n * 3])
+    kernel = tf.transpose(tf.repeat(kernel, 3, axis=0))  # (taps, n * 3): one per image channel
+    # -1, not n: shapes taken from dynamic_partition outputs can be mis-folded by grappler's
+    # constant folding when the partition is constant (seen with TF 2.21).
+    folded = tf.reshape(tf.transpose(images, [1, 2, 0, 3]), [1, height, width, -1])
     # Reflect padding by gathering (tf.pad's MirrorPad rejects an empty batch).
     padded = tf.gather(folded, _reflect_indices(height, radius), axis=1)
     padded = tf.gather(padded, _reflect_indices(width, radius), axis=2)
-    vertical = tf.transpose(kernel)[:, None, :, None]  # (taps, 1, n*3, 1)
-    horizontal = tf.transpose(kernel)[None, :, :, None]  # (1, taps, n*3, 1)
-    out = tf.nn.depthwise_conv2d(padded, vertical, [1, 1, 1, 1], "VALID")
-    out = tf.nn.depthwise_conv2d(out, horizontal, [1, 1, 1, 1], "VALID")
-    return tf.transpose(tf.reshape(out, [height, width, n, 3]), [2, 0, 1, 3])
+    out = tf.nn.depthwise_conv2d(padded, kernel[:, None, :, None], [1, 1, 1, 1], "VALID")
+    out = tf.nn.depthwise_conv2d(out, kernel[None, :, :, None], [1, 1, 1, 1], "VALID")
+    return tf.transpose(tf.reshape(out, [height, width, -1, 3]), [2, 0, 1, 3])
 
 
 def solarize(images, threshold=0.5):

@@ -45,6 +45,7 @@ SMOKE = dict(
     steps_per_epoch=2,
     backup_every=1,
     checkpoint_every=1,
+    run_eagerly=True,  # 2 steps: tracing would cost more than running (the core tests cover the compiled step)
 )
 
 
@@ -78,6 +79,7 @@ def build_parser(description=__doc__, **defaults):
         help="auto: mixed_bfloat16 on TPUs, else float32")
     add("--steps-per-execution", type=int, default=1,
         help="steps per compiled call (JAX, or one TF device; Keras 3.15 fails with >1 under Mirrored strategies)")
+    add("--run-eagerly", action="store_true", help="no compiled step (debugging; the smoke runs use it for speed)")
     add("--seed", type=int, default=0)
     add("--output-dir", default="runs/pretrain")
     add("--backup-every", type=int, default=None, help="back up every N steps (default: every epoch)")
@@ -176,7 +178,9 @@ def run(args):
             eta=args.eta,
             warmup_epochs=args.warmup_epochs,
         )
-        model.compile(optimizer=optimizer, steps_per_execution=args.steps_per_execution)
+        # Eager JAX dispatches op by op, far slower than compiling even for smoke runs.
+        eager = args.run_eagerly and not (args.smoke and keras.backend.backend() == "jax")
+        model.compile(optimizer=optimizer, steps_per_execution=args.steps_per_execution, run_eagerly=eager)
 
     out = os.path.abspath(args.output_dir)
     os.makedirs(out, exist_ok=True)

@@ -16,7 +16,6 @@ normalisation from its model card. Writes `metrics.json` to `--output-dir`.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -193,6 +192,7 @@ def main(argv=None):
         head_conv_layers=args.head_conv_layers if args.kind == "retinanet" else None,
     )
     transfer.compile_detector(model, keras.optimizers.Adam(args.learning_rate, global_clipnorm=10.0))
+    transfer.set_confidence_threshold(model, 0.05)  # COCO-style evaluation keeps low-confidence detections
     evaluate = lambda: transfer.evaluate_detector(  # noqa: E731
         model, images, boxes, classes, bounding_box_format=args.bounding_box_format, batch_size=args.batch_size
     )

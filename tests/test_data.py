@@ -78,6 +78,12 @@ def test_labeled_digits_normalised_like_the_views():
     np.testing.assert_allclose(_pixels(tf.constant(images), "digits"), expected, atol=1e-5)
 
 
+def test_default_presets():
+    assert data.default_preset("digits") == "digits"
+    assert data.default_preset("cifar100") == "cifar"
+    assert data.default_preset("imagenet2012") == data.default_preset(np.zeros([2, 4, 4, 3])) == "imagenet"
+
+
 # ---------------------------------------------------------------------------- NumPy
 
 

@@ -279,3 +279,37 @@ def test_barlow_twins_encoder_beats_random_init_on_digits():
     print(f"linear {bt_linear:.3f} vs {random_linear:.3f}, kNN {bt_knn:.3f} vs {random_knn:.3f}")
     assert bt_linear > random_linear + 0.1 and bt_knn > random_knn + 0.1
     assert bt_linear > 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only
+def test_evaluation_recipes_smoke(tmp_path):
+    import json
+    import os
+    import sys
+
+    recipes = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes")
+    sys.path.insert(0, recipes)
+    try:
+        import linear_eval
+        import quickstart
+        import semi_supervised
+    finally:
+        sys.path.remove(recipes)
+
+    metrics = quickstart.main(["--smoke", "--output-dir", str(tmp_path / "qs"), "--verbose", "0"])
+    saved = json.loads((tmp_path / "qs" / "metrics.json").read_text())
+    assert set(saved["evaluation"]) == {"barlow_twins", "random_init", "raw_pixels"}
+    assert saved["evaluation"]["raw_pixels"]["linear_top1"] > 0.9  # 8×8 pixels: ~0.967
+    card = json.loads((tmp_path / "qs" / "encoder" / "model_card.json").read_text())
+    assert card["evaluation"] == saved["evaluation"] == metrics["evaluation"]
+    with open(tmp_path / "qs" / "cross_correlation.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # The evaluation recipes on that export: loading rules from the model card.
+    out = tmp_path / "linear.json"
+    result = linear_eval.main(["--encoder", str(tmp_path / "qs" / "encoder"), "--epochs", "5", "--knn",
+                               "--output", str(out)])
+    assert result["feature_dim"] == 32 and json.loads(out.read_text())["linear"] == result["linear"]
+    semi = semi_supervised.main(["--smoke", "--fraction", "0.1", "--augment", "--no-flip"])
+    assert semi["num_labeled"] == 136 and 0 <= semi["top1"] <= 1

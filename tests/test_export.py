@@ -3,9 +3,9 @@ round trips across processes and backends (TF ↔ JAX)."""
 
 import hashlib
 import inspect
-import json
 import os
 import shutil
+import sys
 import textwrap
 
 import keras
@@ -289,7 +289,7 @@ def test_interrupted_export_leaves_the_previous_artefact_intact(exported, tmp_pa
     assert export.model_card(export.load_encoder(target)) == exported["card"]
 
 
-def test_failed_swap_restores_the_previous_artefact(exported, tmp_path, monkeypatch):
+def test_failed_swap_restores_the_previous_artefact_and_a_retry_replaces_it(exported, tmp_path, monkeypatch):
     target = shutil.copytree(exported["dir"], tmp_path / "encoder")
     before = _tree_digest(target)
     real_rename = os.rename
@@ -307,14 +307,47 @@ def test_failed_swap_restores_the_previous_artefact(exported, tmp_path, monkeypa
     assert _tree_digest(target) == before
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
-
-def test_reexport_replaces_the_previous_artefact(exported, tmp_path):
-    target = shutil.copytree(exported["dir"], tmp_path / "encoder")
+    monkeypatch.setattr(export.os, "rename", real_rename)
     export.export_encoder(exported["model"], target, metadata={"augmentation": "cifar", "name": "second"})
     card = export.read_model_card(target)
     assert card["name"] == "second"
     assert sorted(os.listdir(target)) == ["encoder.keras", "model_card.json", "saved_model"]
+    assert card["files"]["encoder.keras"]["bytes"] == os.path.getsize(target / "encoder.keras")
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
-    assert json.loads((target / "model_card.json").read_text())["files"]["encoder.keras"]["bytes"] == os.path.getsize(
-        target / "encoder.keras"
-    )
+
+
+# ---------------------------------------------------------------------------------------
+# Shipped artefacts (savedmodels/)
+
+SAVEDMODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "savedmodels")
+SHIPPED = sorted(
+    name for name in os.listdir(SAVEDMODELS) if os.path.isfile(os.path.join(SAVEDMODELS, name, "model_card.json"))
+) if os.path.isdir(SAVEDMODELS) else []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(reason="no artefact in savedmodels/ yet"))]
+)
+def test_shipped_artefacts_reproduce_their_evaluation(name):
+    """Each shipped encoder loads, its SavedModel agrees with its .keras file, it is small,
+    and its recorded kNN accuracy on digits is reproduced from the files."""
+    sys.path.insert(0, SAVEDMODELS)
+    import build_digits
+
+    directory = os.path.join(SAVEDMODELS, name)
+    card = export.read_model_card(directory)
+    size = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(directory) for f in files)
+    assert size < 20 * 2**20, f"{name} is {size / 2**20:.1f} MiB: keep the repository lean"
+    assert os.path.isfile(os.path.join(directory, "README.md"))
+    encoder = export.load_encoder(directory)
+    recorded = build_digits.recorded_knn(card)
+    assert build_digits.knn_on_digits(encoder, card) == pytest.approx(recorded, abs=build_digits.KNN_TOLERANCE)
+
+    import tensorflow as tf
+
+    images = np.random.default_rng(7).uniform(size=(4, *card["input"]["image_shape"])).astype("float32")
+    serving = tf.saved_model.load(os.path.join(directory, "saved_model")).signatures["serving_default"]
+    mean, std = np.float32(card["preprocessing"]["mean"]), np.float32(card["preprocessing"]["std"])
+    from_keras = keras.ops.convert_to_numpy(keras.ops.mean(encoder((images - mean) / std), axis=(1, 2)))
+    assert relative_error(serving(images=tf.constant(images))["features"].numpy(), from_keras) <= REL_TOL

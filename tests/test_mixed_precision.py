@@ -49,7 +49,20 @@ def _float(x):
     return float(keras.ops.convert_to_numpy(x))
 
 
-@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize(
+    "policy",
+    [
+        pytest.param(
+            "mixed_float16",
+            marks=pytest.mark.skipif(
+                keras.backend.backend() == "jax",
+                reason="eager float16 on JAX/CPU compiles op by op (~1 min); the TF pass checks "
+                "this backend-neutral loss code, and the fit test below runs float16 on JAX",
+            ),
+        ),
+        "mixed_bfloat16",
+    ],
+)
 def test_loss_is_float32_and_close_to_float32(policy):
     view_a, view_b = _views()
     reference = _model("float32")

@@ -70,7 +70,7 @@ def test_cifar10_resnet18_smoke_with_linear_evaluation(tmp_path):
 def test_imagenet_resnet50_tpu_smoke(tmp_path):
     out = tmp_path / "imagenet"
     summary = imagenet_resnet50_tpu.main(["--smoke", "--backend", BACKEND, "--output-dir", str(out), "--verbose", "0"])
-    _check_run(out, summary, backbone="resnet50")
+    _check_run(out, summary, backbone="resnet18")
 
 
 def test_paper_settings_are_the_recipe_defaults():
@@ -79,7 +79,7 @@ def test_paper_settings_are_the_recipe_defaults():
     assert (args.learning_rate, args.bias_learning_rate, args.backbone, args.backend) == (0.2, 0.0048, "resnet50", "jax")
     smoke = pretrain.parse(["--smoke", "--epochs", "3"], pretrain.build_parser(**imagenet_resnet50_tpu.PAPER),
                            smoke=imagenet_resnet50_tpu.SMOKE)
-    assert (smoke.dataset, smoke.steps_per_epoch, smoke.epochs, smoke.backbone) == ("digits", 2, 3, "resnet50")
+    assert (smoke.dataset, smoke.steps_per_epoch, smoke.epochs, smoke.projector) == ("digits", 2, 3, "32,32,32")
     cifar = pretrain.parse([], pretrain.build_parser(**cifar10_resnet18.SOLO_LEARN))
     assert (cifar.epochs, cifar.batch_size, cifar.small_images, cifar.scale_loss) == (1000, 256, True, 0.1)
 

@@ -91,7 +91,7 @@ def keep_variables_on_failure(model, build_optimizer=False):
         build_optimizer: (`fit`) build the optimizer first, as `fit` would a moment
             later, so that its variables are kept as well.
     """
-    optimizer = model.optimizer
+    optimizer = getattr(model, "optimizer", None)  # absent before compile (predict)
     if build_optimizer and model.built and optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
     variables = list(model.trainable_variables) + list(model.non_trainable_variables)

@@ -1,0 +1,118 @@
+"""Rebuilds `savedmodels/digits` from the quick start's export, after checking its kNN accuracy.
+
+    python savedmodels/build_digits.py                      # runs recipes/quickstart.py, ships its export
+    python savedmodels/build_digits.py -- --epochs 50       # arguments after -- go to the quick start
+    python savedmodels/build_digits.py --export runs/quickstart/encoder   # ship an existing export
+
+The quick start records its evaluation in `model_card.json`; this script recomputes the kNN
+top-1 (`keras_barlow.evaluation.knn_accuracy` on the digits evaluation pipeline at the
+card's input size, train split as memory bank, test split as queries) from the exported
+files, refuses to ship if it differs, adds README.md, and swaps the directory in
+atomically. `tests/test_export.py` repeats the check on every shipped artefact.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+KNN_TOLERANCE = 0.005  # accuracy points the reproduction may differ by (float summation order)
+
+
+def knn_on_digits(encoder, card, batch_size=256):
+    """kNN top-1 accuracy of `encoder` on scikit-learn's digits (train → test), digits preset
+    at the card's input size (the quick start's protocol)."""
+    from keras_barlow import data, evaluation
+
+    height, width = card["input"]["image_shape"][:2]
+    common = dict(batch_size=batch_size, preset="digits", image_size=(height, width))
+    train = data.labeled_dataset("digits", split="train", **common)
+    test = data.labeled_dataset("digits", split="test", **common)
+    return float(evaluation.knn_accuracy(encoder, train, test)["top1"])
+
+
+def recorded_knn(card):
+    """The kNN top-1 a card records (quick start: `evaluation.barlow_twins.knn_top1`)."""
+    evaluation = card.get("evaluation") or {}
+    if "knn_top1" in evaluation:
+        return float(evaluation["knn_top1"])
+    return float(evaluation["barlow_twins"]["knn_top1"])
+
+
+README = """# digits: a Barlow Twins ResNet-18 pretrained on scikit-learn's digits
+
+Produced by `python savedmodels/build_digits.py`, which runs the quick start
+(`{recipe}`) and ships its export. See `model_card.json` for the exact settings.
+
+- `encoder.keras`: `keras_barlow.load_encoder("savedmodels/digits")` (or
+  `keras.models.load_model(".../encoder.keras")` after `import keras_barlow`), TensorFlow or JAX.
+- `saved_model/`: signature `serving_default`, `images` float32 `(batch, {size}, {size}, 3)` RGB in
+  [0, 1] → `features` float32 `(batch, {feature_dim})`; normalisation inside.
+- Input: {size}×{size} RGB (grey digits repeated to 3 channels), normalised with mean
+  {mean} and std {std} (the card's `preprocessing`).
+- Evaluation: kNN top-1 {knn:.4f} on the digits test split (the quick start's protocol;
+  linear-probe figures in the card); re-checked by
+  `tests/test_export.py::test_shipped_artefacts_reproduce_their_evaluation`.
+- Transfer: `keras_barlow.detector("savedmodels/digits", num_classes=20)` or
+  `keras_barlow.segmenter("savedmodels/digits", num_classes=3)`.
+
+A toy encoder for trying the pipeline; it has seen only 8×8 grey digits.
+"""
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quickstart_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--export", default=None, help="a quick-start export directory (default: run the quick start)")
+    parser.add_argument("--output", default=os.path.join(HERE, "digits"))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import shutil
+    import tempfile
+
+    from keras_barlow import export
+
+    if args.export is None:
+        sys.path.insert(0, os.path.join(REPO, "recipes"))
+        import quickstart
+
+        run_dir = os.path.join(REPO, "runs", "digits_artefact")
+        quickstart.main(["--output-dir", run_dir, *quickstart_args])
+        args.export = os.path.join(run_dir, "encoder")
+    card = export.read_model_card(args.export)
+    knn = knn_on_digits(export.load_encoder(args.export), card)
+    if abs(knn - recorded_knn(card)) > KNN_TOLERANCE:
+        raise SystemExit(f"kNN top-1 {knn:.4f} does not reproduce the card's {recorded_knn(card):.4f}")
+    # Stage a copy with the README, then swap it in (export_encoder's atomic replacement).
+    output = os.path.abspath(args.output)
+    staging = tempfile.mkdtemp(prefix=".digits.partial-", dir=os.path.dirname(output))
+    try:
+        staged = os.path.join(staging, "digits")
+        shutil.copytree(args.export, staged)
+        with open(os.path.join(staged, "README.md"), "w") as f:
+            f.write(
+                README.format(
+                    size=card["input"]["image_shape"][0],
+                    feature_dim=card["architecture"]["feature_dim"],
+                    mean=card["preprocessing"]["mean"],
+                    std=card["preprocessing"]["std"],
+                    knn=knn,
+                    recipe=card.get("recipe"),
+                )
+            )
+        export._check_replaceable(output)
+        export._replace_directory(staged, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(json.dumps({"output": output, "knn_top1": knn}, indent=2))
+    return card
+
+
+if __name__ == "__main__":
+    main()
