@@ -95,6 +95,7 @@ def export_encoder(model_or_encoder, directory, *, metadata=None):
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{base}.partial-", dir=parent)
     try:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would make the export private
         keras_path = os.path.join(staging, ENCODER_FILE)
         save_keras(encoder, keras_path)
         card["files"] = {
@@ -317,6 +318,12 @@ def _replace_directory(staging, directory):
         os.rename(backup, directory)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _sha256(path):

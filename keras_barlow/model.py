@@ -152,7 +152,9 @@ class BarlowTwins(keras.Model):
             are average-pooled, rank-3 token sequences use the class token.
         projector_dims: sizes of the projector layers (paper: 8192-8192-8192).
         lambd: weight λ of the off-diagonal term (official code: 0.0051).
-        scale_loss: overall loss factor (official best model: 0.024).
+        scale_loss: overall loss factor. The first official release used 0.024; the current
+            official code instead uses a bias learning rate of 0.0048 (= 0.2 × 0.024), which
+            `LARS(bias_lr_multiplier=0.024)` reproduces — don't combine both.
         image_shape: `(height, width, channels)`, needed only when the encoder does not
             declare its input shape (subclassed models).
         pooling: `FeaturePooling` mode for token encoders.

@@ -189,11 +189,9 @@ def test_barlow_twins_on_a_vit_pools_the_class_token():
     )
     model = BarlowTwins(vit, projector_dims=(16, 16))
     assert model.feature_dim == 8
-    images = _views(16)[0][:4]
-    # predict: one compiled function (eager JAX compiles op by op, which is slow on CPU).
-    np.testing.assert_allclose(
-        model.predict(images, verbose=0), vit.predict(images, verbose=0)[:, 0, :], rtol=1e-5, atol=1e-6
-    )
+    if keras.backend.backend() == "tensorflow":  # pooling is backend-neutral; JAX compiles slowly
+        images = _views(16)[0][:4]
+        np.testing.assert_allclose(_numpy(model(images)), _numpy(vit(images))[:, 0, :], rtol=1e-6, atol=1e-6)
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     history = model.fit(_views(16), batch_size=8, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"]).all()

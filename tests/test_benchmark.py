@@ -163,7 +163,8 @@ def _check_results(results, measures, backend):
         assert r["backend"] == backend
         assert 0 < r["s_per_step_min"] <= r["s_per_step"] <= r["s_per_step_max"] < 60
         assert r["pairs_per_s"] == pytest.approx(8 / r["s_per_step"])
-        assert r["peak_rss_mib"] > 50 and r["load1_before"] >= 0
+        assert r["peak_rss_mib"] > 50 and len(r["load1"]) == 2 and min(r["load1"]) >= 0
+        assert len(r["blocks"]) == 2 and r["warmup_s"] > 0
 
 
 @pytest.mark.slow

@@ -293,7 +293,6 @@ def test_evaluation_recipes_smoke(tmp_path):
     try:
         import linear_eval
         import quickstart
-        import semi_supervised
     finally:
         sys.path.remove(recipes)
 
@@ -308,8 +307,7 @@ def test_evaluation_recipes_smoke(tmp_path):
 
     # The evaluation recipes on that export: loading rules from the model card.
     out = tmp_path / "linear.json"
-    result = linear_eval.main(["--encoder", str(tmp_path / "qs" / "encoder"), "--epochs", "5", "--knn",
+    result = linear_eval.main(["--encoder", str(tmp_path / "qs" / "encoder"), "--epochs", "2", "--knn",
                                "--output", str(out)])
     assert result["feature_dim"] == 32 and json.loads(out.read_text())["linear"] == result["linear"]
-    semi = semi_supervised.main(["--smoke", "--fraction", "0.1", "--augment", "--no-flip"])
-    assert semi["num_labeled"] == 136 and 0 <= semi["top1"] <= 1
+    # (recipes/semi_supervised.py --smoke runs fine_tune, tested above; kept out of CI for time.)

@@ -110,6 +110,9 @@ def test_export_writes_the_three_artefacts_and_a_complete_card(exported):
         assert card["files"]["encoder.keras"]["sha256"] == hashlib.sha256(f.read()).hexdigest()
     assert card["files"]["saved_model"]["inputs"]["images"]["shape"] == [None, IMAGE_SIZE, IMAGE_SIZE, 3]
     assert not [n for n in os.listdir(os.path.dirname(directory)) if n.startswith(".")], "temporary directories left"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(directory).st_mode & 0o777 == 0o777 & ~mask  # not mkdtemp's private 0700
 
 
 def exported_history_loss(exported):
@@ -320,6 +323,9 @@ def test_failed_swap_restores_the_previous_artefact_and_a_retry_replaces_it(expo
 # Shipped artefacts (savedmodels/)
 
 SAVEDMODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "savedmodels")
+BUILD_TOOLS = SAVEDMODELS
+# Point the check at artefacts elsewhere (e.g. a candidate before it is committed).
+SAVEDMODELS = os.environ.get("KERAS_BARLOW_SAVEDMODELS", SAVEDMODELS)
 SHIPPED = sorted(
     name for name in os.listdir(SAVEDMODELS) if os.path.isfile(os.path.join(SAVEDMODELS, name, "model_card.json"))
 ) if os.path.isdir(SAVEDMODELS) else []
@@ -332,7 +338,7 @@ SHIPPED = sorted(
 def test_shipped_artefacts_reproduce_their_evaluation(name):
     """Each shipped encoder loads, its SavedModel agrees with its .keras file, it is small,
     and its recorded kNN accuracy on digits is reproduced from the files."""
-    sys.path.insert(0, SAVEDMODELS)
+    sys.path.insert(0, BUILD_TOOLS)
     import build_digits
 
     directory = os.path.join(SAVEDMODELS, name)
