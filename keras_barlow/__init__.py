@@ -38,8 +38,8 @@ _LAZY = {
         ["linear_probe", "knn_accuracy", "fine_tune", "extract_features", "balanced_subset"], "evaluation"
     ),
     **dict.fromkeys(["KNNMonitor", "CrossCorrelationMonitor"], "callbacks"),
-    **dict.fromkeys(["export_encoder", "load_encoder", "read_model_card"], "export"),
-    **dict.fromkeys(["detector", "segmenter", "transfer_backbone", "shapes_dataset"], "transfer"),
+    **dict.fromkeys(["export_encoder", "load_encoder", "read_model_card", "model_card"], "export"),
+    **dict.fromkeys(["detector", "segmenter", "compile_detector", "compile_segmenter", "transfer_backbone", "shapes_dataset"], "transfer"),
     **dict.fromkeys(
         ["get_strategy", "setup_hardware", "Hardware", "jax_distribution", "initialize_jax_processes",
          "select_jax_devices", "hide_accelerators_from_tensorflow"],

