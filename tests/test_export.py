@@ -316,7 +316,7 @@ def test_failed_swap_restores_the_previous_artefact(exported, tmp_path, monkeypa
 # Shipped artefacts (savedmodels/)
 
 SAVEDMODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "savedmodels")
-BUILD_TOOLS = SAVEDMODELS
+BUILD_TOOLS = os.path.join(os.path.dirname(SAVEDMODELS), "recipes")
 # Point the check at artefacts elsewhere (e.g. a candidate before it is committed).
 SAVEDMODELS = os.environ.get("KERAS_BARLOW_SAVEDMODELS", SAVEDMODELS)
 SHIPPED = sorted(
@@ -332,7 +332,7 @@ def test_shipped_artefacts_reproduce_their_evaluation(name):
     """Each shipped encoder loads, its SavedModel agrees with its .keras file, it is small,
     and its recorded kNN accuracy on digits is reproduced from the files."""
     sys.path.insert(0, BUILD_TOOLS)
-    import build_digits
+    import ship_digits_encoder as build_digits
 
     directory = os.path.join(SAVEDMODELS, name)
     card = export.read_model_card(directory)

@@ -1,8 +1,8 @@
 """Rebuilds `savedmodels/digits` from the quick start's export, after checking its kNN accuracy.
 
-    python savedmodels/build_digits.py                      # runs recipes/quickstart.py, ships its export
-    python savedmodels/build_digits.py -- --epochs 50       # arguments after -- go to the quick start
-    python savedmodels/build_digits.py --export runs/quickstart/encoder   # ship an existing export
+    python recipes/ship_digits_encoder.py                      # runs recipes/quickstart.py, ships its export
+    python recipes/ship_digits_encoder.py -- --epochs 50       # arguments after -- go to the quick start
+    python recipes/ship_digits_encoder.py --export runs/quickstart/encoder   # ship an existing export
 
 The quick start records its evaluation in `model_card.json`; this script recomputes the kNN
 top-1 (`keras_barlow.evaluation.knn_accuracy` on the digits evaluation pipeline at the
@@ -45,7 +45,7 @@ def recorded_knn(card):
 
 README = """# digits: a Barlow Twins ResNet-18 pretrained on scikit-learn's digits
 
-Produced by `python savedmodels/build_digits.py`, which runs the quick start
+Produced by `python recipes/ship_digits_encoder.py`, which runs the quick start
 (`{recipe}`) and ships its export. See `model_card.json` for the exact settings.
 
 - `encoder.keras`: `keras_barlow.load_encoder("savedmodels/digits")` (or
@@ -70,7 +70,7 @@ def main(argv=None):
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--export", default=None, help="a quick-start export directory (default: run the quick start)")
-    parser.add_argument("--output", default=os.path.join(HERE, "digits"))
+    parser.add_argument("--output", default=os.path.join(REPO, "savedmodels", "digits"))
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import shutil
