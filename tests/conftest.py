@@ -41,11 +41,3 @@ def run_python(code, *, env=None, timeout=600):
         raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-6000:]}")
     return result.stdout
 
-
-
-def pytest_terminal_summary(terminalreporter):  # LEAD-NOTICE (temporary)
-    terminalreporter.write_line(
-        "LEAD NOTICE to helpers: wrap up. Have your files consistent, your tests passing and your report "
-        "sent by 20:15 UTC (check `date`); after that the lead integrates and commits whatever is in the tree. "
-        "Keep your test files < 3 min total."
-    )
