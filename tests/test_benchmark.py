@@ -168,6 +168,7 @@ def _check_results(results, measures, backend):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only  # a subprocess with its own backend: once is enough
 def test_smoke_run_tensorflow(tmp_path):
     report, stdout = _run_harness(tmp_path, "--backend", "tensorflow")
     _check_results(report["results"], list(benchmark.DEFAULT_MEASURES), "tensorflow")
@@ -177,6 +178,7 @@ def test_smoke_run_tensorflow(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only  # a subprocess with its own backend: once is enough
 def test_smoke_run_jax_without_tensorflow(tmp_path):
     """The JAX measurement runs with `import tensorflow` made to fail (as when it is not
     installed); the TF-only pipeline measurement is skipped, not attempted."""
