@@ -218,7 +218,7 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
     inference mode, `C` is computed as in the loss (each view standardised over the probe
     batch), and
 
-    - `log_dir/cross_correlation/epoch_XXXX.png`: the top-left `max_dims` block of `C`
+    - `log_dir/cross_correlation/epoch_NNNN.png`: the top-left `max_dims` block of `C`
       as a heat map (blue −1, white 0, red +1); `last_png` holds the newest path;
     - TensorBoard (`log_dir/monitors`): that image and the statistics below;
     - epoch logs: `cc_on_diag_mean` (→ 1), `cc_off_diag_rms` (→ 0), `effective_rank`

@@ -454,7 +454,7 @@ def _versions():
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
-            pass
+            continue  # not installed (e.g. jax on a TF-only machine): nothing to record
     return versions
 
 
