@@ -26,7 +26,6 @@ Keras' `jax2tf` export); loading `encoder.keras` needs no TensorFlow.
 """
 
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -42,6 +41,7 @@ import zipfile
 import keras
 import numpy as np
 
+from keras_barlow._io import sha256_file
 from keras_barlow.model import FeaturePooling, unsynchronized_batchnorm
 
 ENCODER_FILE = "encoder.keras"
@@ -99,7 +99,7 @@ def export_encoder(model_or_encoder, directory, *, metadata=None):
         keras_path = os.path.join(staging, ENCODER_FILE)
         save_keras(encoder, keras_path)
         card["files"] = {
-            ENCODER_FILE: {"bytes": os.path.getsize(keras_path), "sha256": _sha256(keras_path)},
+            ENCODER_FILE: {"bytes": os.path.getsize(keras_path), "sha256": sha256_file(keras_path)},
             SAVED_MODEL_DIR: serving_signature(image_shape, card["architecture"]["feature_dim"]),
         }
         write_saved_model(encoder, os.path.join(staging, SAVED_MODEL_DIR), image_shape, preprocessing, pooling)
@@ -266,7 +266,7 @@ def _check_archive(keras_path, card):
             f"{keras_path} has {size} bytes but the model card recorded {expected['bytes']}: the file is "
             "truncated or was replaced. Export the encoder again."
         )
-    if expected.get("sha256") and expected["sha256"] != _sha256(keras_path):
+    if expected.get("sha256") and expected["sha256"] != sha256_file(keras_path):
         raise ValueError(
             f"{keras_path} does not match the checksum in {CARD_FILE}: the file is corrupt or was modified. "
             "Export the encoder again."
@@ -325,13 +325,6 @@ def _umask():
     os.umask(mask)
     return mask
 
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------

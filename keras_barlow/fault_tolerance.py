@@ -26,7 +26,6 @@ state) every few epochs, each written to a temporary file and renamed.
 Both work on the TensorFlow and JAX backends.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,8 @@ import re
 import shutil
 
 import keras
+
+from keras_barlow._io import sha256_file
 
 _log = logging.getLogger(__name__)
 
@@ -62,13 +63,6 @@ def _fsync_file(path):
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
 
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _atomic_write_text(path, text):
@@ -154,7 +148,7 @@ def read_backup_state(backup_dir):
     weights = os.path.join(directory, _WEIGHTS)
     if not os.path.exists(weights):
         raise corrupt(f"{weights} is missing")
-    actual = _sha256(weights)
+    actual = sha256_file(weights)
     if actual != expected:
         raise corrupt(f"{weights} has SHA-256 {actual[:12]}…, but {state_path} records {expected[:12]}…")
     return {**state, "weights": weights, "directory": directory}
@@ -322,7 +316,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             "epoch": self._step // spe if spe else self._epoch + 1,
             "batch": self._step % spe if spe else 0,
             "steps_per_epoch": spe,
-            "sha256": _sha256(weights),
+            "sha256": sha256_file(weights),
             "keras_version": keras.version(),
             "backend": keras.backend.backend(),
         }
