@@ -20,12 +20,11 @@ in `summary.json`.
 `--smoke`: digits, a narrow network, 2 steps and a 1-epoch linear probe (CI).
 """
 
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pretrain  # noqa: E402
+import pretrain
 
 SOLO_LEARN = dict(
     dataset="cifar10",
@@ -47,32 +46,21 @@ SOLO_LEARN = dict(
     checkpoint_every=50,
     keep_checkpoints=3,
 )
-SMOKE = {**pretrain.SMOKE, "output_dir": "runs/smoke_cifar10", "no_export": True}
+# Over keras_barlow.cli.pretrain.SMOKE:
+SMOKE = {"output_dir": "runs/smoke_cifar10", "no_export": True, "linear_epochs": 1}
+
+
+def add_linear_epochs(parser):
+    parser.add_argument("--linear-epochs", type=int, default=100, help="linear evaluation epochs (0: skip)")
 
 
 def main(argv=None):
-    parser = pretrain.build_parser(__doc__, **SOLO_LEARN)
-    parser.add_argument("--linear-epochs", type=int, default=100, help="linear evaluation epochs (0: skip)")
-    args = pretrain.parse(argv, parser, smoke={**SMOKE, "linear_epochs": 1})
-    summary, model = pretrain.run(args)
-    if args.linear_epochs and summary["worker_index"] == 0:  # the chief evaluates
-        from keras_barlow.data import labeled_dataset
-        from keras_barlow.evaluation import linear_probe
+    args, summary, model = pretrain.run_recipe(
+        argv, __doc__, SOLO_LEARN, SMOKE, extra_arguments=add_linear_epochs
+    )
+    from keras_barlow.cli.pretrain import linear_evaluation
 
-        encoder = model.encoder
-        preset = args.preset or pretrain.PRESETS.get(args.dataset, "imagenet")
-        data = dict(batch_size=256, image_size=args.image_size, preset=preset, data_dir=args.data_dir)
-        result = linear_probe(
-            encoder,
-            labeled_dataset(args.dataset, split=args.split, **data),
-            labeled_dataset(args.dataset, split="test", **data),
-            epochs=args.linear_epochs,
-        )
-        summary["linear_eval"] = {**result, "epochs": args.linear_epochs}
-        with open(os.path.join(os.path.abspath(args.output_dir), "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
-        print(f"linear evaluation: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}")
-    return summary
+    return linear_evaluation(args, model, summary)
 
 
 if __name__ == "__main__":

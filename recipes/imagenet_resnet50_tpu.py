@@ -37,7 +37,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pretrain  # noqa: E402
+import pretrain
 
 PAPER = dict(
     dataset="imagenet2012",
@@ -62,12 +62,12 @@ PAPER = dict(
 # The smoke run keeps the recipe's wiring but not its size: ResNet-18 (compiling a ResNet-50
 # with XLA on a CPU takes minutes; test_backbones builds ResNet-50), no export (pretrain.py's
 # smoke run checks it).
-SMOKE = {**pretrain.SMOKE, "projector": "32,32,32", "output_dir": "runs/smoke_imagenet", "no_export": True}
+# Over keras_barlow.cli.pretrain.SMOKE:
+SMOKE = {"projector": "32,32,32", "output_dir": "runs/smoke_imagenet", "no_export": True}
 
 
 def main(argv=None):
-    parser = pretrain.build_parser(__doc__, **PAPER)
-    return pretrain.run(pretrain.parse(argv, parser, smoke=SMOKE))[0]
+    return pretrain.run_recipe(argv, __doc__, PAPER, SMOKE)[1]
 
 
 if __name__ == "__main__":

@@ -17,247 +17,57 @@ which this script does). `--hardware` picks the devices (`keras_barlow.distribut
 *global* batch, split over all replicas.
 
 `--smoke` runs the whole pipeline on scikit-learn's digits with a tiny network for 2 steps
-(CI runs it on every change).
+(CI runs it on every change). The arguments and the run live in `keras_barlow.cli.pretrain`.
 """
 
 import argparse
-import importlib.util
-import json
-import logging
 import os
 import sys
-import time
 
-log = logging.getLogger("pretrain")
-
-BACKBONE_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
-PRESETS = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar"}
-SMOKE = dict(
-    dataset="digits",
-    preset=None,
-    backbone="resnet18",
-    width=4,
-    small_images=True,
-    image_size=16,
-    projector="32,32",
-    batch_size=16,
-    epochs=1,
-    steps_per_epoch=2,
-    backup_every=1,
-    checkpoint_every=1,
-    run_eagerly=True,  # 2 steps: tracing would cost more than running (the core tests cover the compiled step)
-)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 
-def build_parser(description=__doc__, **defaults):
-    """The recipes' common arguments; `defaults` overrides the defaults (other recipes)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add = parser.add_argument
-    add("--dataset", default="cifar10", help="'digits', a TFDS name (e.g. cifar10, imagenet2012) or an image folder")
-    add("--split", default="train", help="dataset split (TFDS / digits)")
-    add("--data-dir", default=None, help="TFDS data directory (local or gs://)")
-    add("--preset", default=None, choices=["imagenet", "cifar", "digits"], help="augmentation preset (default: from --dataset)")
-    add("--image-size", type=int, default=32)
-    add("--backbone", default="resnet18", choices=sorted(BACKBONE_DEPTHS))
-    add("--width", type=int, default=64, help="filters of the first ResNet stage (64 = standard)")
-    add("--small-images", action="store_true", help="CIFAR-style ResNet stem (3×3 conv, no max-pool)")
-    add("--projector", default="2048,2048,2048", help="projector layer sizes (paper: 8192,8192,8192)")
-    add("--lambd", type=float, default=0.0051, help="weight of the off-diagonal term")
-    add("--scale-loss", type=float, default=1.0)
-    add("--epochs", type=int, default=100)
-    add("--batch-size", type=int, default=256, help="global batch size (all replicas together)")
-    add("--steps-per-epoch", type=int, default=None, help="default: the dataset's length")
-    add("--learning-rate", type=float, default=0.2, help="LARS learning rate of the weights per 256 images")
-    add("--bias-learning-rate", type=float, default=0.0048, help="of biases and batch-norm parameters, per 256")
-    add("--weight-decay", type=float, default=1e-6)
-    add("--eta", type=float, default=1e-3, help="LARS trust coefficient")
-    add("--warmup-epochs", type=float, default=10)
-    add("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), choices=["tensorflow", "jax"])
-    add("--hardware", default="auto", choices=["auto", "tpu", "gpu", "multiworker", "cpu"])
-    add("--tpu-address", default=None, help="TensorFlow TPU name or grpc:// address (default: from the environment)")
-    add("--precision", default="auto", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-        help="auto: mixed_bfloat16 on TPUs, else float32")
-    add("--steps-per-execution", type=int, default=1,
-        help="steps per compiled call (JAX, or one TF device; Keras 3.15 fails with >1 under Mirrored strategies)")
-    add("--run-eagerly", action="store_true", help="no compiled step (debugging; the smoke runs use it for speed)")
-    add("--seed", type=int, default=0)
-    add("--output-dir", default="runs/pretrain")
-    add("--backup-every", type=int, default=None, help="back up every N steps (default: every epoch)")
-    add("--checkpoint-every", type=int, default=10, help="whole-model .keras checkpoint every N epochs")
-    add("--keep-checkpoints", type=int, default=None, help="newest checkpoints kept (default: all)")
-    add("--no-export", action="store_true", help="skip exporting the encoder at the end")
-    add("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras progress: 1 bar, 2 one line per epoch")
-    add("--smoke", action="store_true", help="tiny data and network, 2 steps: checks the whole pipeline")
-    parser.set_defaults(**defaults)
-    return parser
+def choose_backend(argv, default=None):
+    """Sets KERAS_BACKEND from `--backend` before anything imports Keras.
 
-
-def parse(argv=None, parser=None, smoke=None):
-    """Parses `argv`; with `--smoke`, `smoke` (default `SMOKE`) replaces the defaults, and
-    options given explicitly still win."""
-    parser = parser or build_parser()
-    args = parser.parse_args(argv)
-    if args.smoke:
-        parser.set_defaults(**(SMOKE if smoke is None else smoke))
-        args = parser.parse_args(argv)
-    return args
-
-
-def select_backend(backend):
-    """Sets KERAS_BACKEND before Keras is imported; refuses a different one already loaded."""
-    if "keras" in sys.modules:
-        import keras
-
-        if keras.backend.backend() != backend:
-            raise SystemExit(
-                f"Keras is already running on {keras.backend.backend()!r}; start a new process for --backend {backend}"
-            )
-    os.environ["KERAS_BACKEND"] = backend
+    `keras_barlow` imports Keras, which fixes its backend on import, so the recipes read
+    `--backend` (and nothing else) before importing the library. `default` is the recipe's
+    default backend (else `$KERAS_BACKEND`, else TensorFlow).
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend", default=default or os.environ.get("KERAS_BACKEND", "tensorflow"))
+    backend = pre.parse_known_args(argv)[0].backend
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def run(args):
-    """Pretrains as `args` say; returns `(summary, model)` (the summary is also written to
-    summary.json)."""
-    select_backend(args.backend)
-    import keras
-    import tensorflow as tf
+def run_recipe(argv, description, defaults=None, smoke=None, extra_arguments=None):
+    """Parses a pretraining recipe's arguments and runs it (`keras_barlow.cli.pretrain.run`).
 
-    from keras_barlow import BarlowTwins
-    from keras_barlow.backbones import resnet
-    from keras_barlow.data import pretraining_dataset
-    from keras_barlow.distribute import setup_hardware
-    from keras_barlow.fault_tolerance import BackupAndRestore, PeriodicCheckpoint
-    from keras_barlow.optimizers import paper_optimizer
+    Args:
+        argv: the command line (`None`: `sys.argv[1:]`).
+        description: the recipe's help text.
+        defaults: the recipe's defaults over `keras_barlow.cli.pretrain.build_parser`'s.
+        smoke: the recipe's `--smoke` settings over `keras_barlow.cli.pretrain.SMOKE`.
+        extra_arguments: `parser -> None`, adds the recipe's own arguments.
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    keras.utils.set_random_seed(args.seed)
-    hardware = setup_hardware(args.hardware, tpu_address=args.tpu_address)
-    precision = args.precision if args.precision != "auto" else ("mixed_bfloat16" if hardware.kind == "tpu" else "float32")
-    keras.mixed_precision.set_global_policy(precision)
-    if args.batch_size % hardware.num_replicas:
-        raise SystemExit(f"--batch-size {args.batch_size} must be divisible by the {hardware.num_replicas} replicas")
+    Returns:
+        `(args, summary, model)`.
+    """
+    choose_backend(argv, (defaults or {}).get("backend"))
+    from keras_barlow.cli import pretrain
 
-    preset = args.preset or PRESETS.get(args.dataset, "imagenet")
-    dataset = pretraining_dataset(
-        args.dataset,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        preset=preset,
-        split=args.split,
-        seed=args.seed,
-        data_dir=args.data_dir,
-    )
-    options = tf.data.Options()  # each worker takes its part of every global batch
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
-    steps = args.steps_per_epoch or int(dataset.cardinality())
-    if steps <= 0:
-        raise SystemExit("the dataset's length is unknown: pass --steps-per-epoch")
-
-    with hardware.scope():
-        encoder = resnet(
-            BACKBONE_DEPTHS[args.backbone],
-            (args.image_size, args.image_size, 3),
-            small_images=args.small_images,
-            width=args.width,
-        )
-        model = BarlowTwins(
-            encoder,
-            projector_dims=[int(d) for d in args.projector.split(",")],
-            lambd=args.lambd,
-            scale_loss=args.scale_loss,
-        )
-        optimizer = paper_optimizer(
-            args.batch_size,
-            args.epochs,
-            steps,
-            weight_learning_rate=args.learning_rate,
-            bias_learning_rate=args.bias_learning_rate,
-            weight_decay=args.weight_decay,
-            eta=args.eta,
-            warmup_epochs=args.warmup_epochs,
-        )
-        # Eager JAX dispatches op by op, far slower than compiling even for smoke runs.
-        eager = args.run_eagerly and not (args.smoke and keras.backend.backend() == "jax")
-        model.compile(optimizer=optimizer, steps_per_execution=args.steps_per_execution, run_eagerly=eager)
-
-    out = os.path.abspath(args.output_dir)
-    os.makedirs(out, exist_ok=True)
-    backup = BackupAndRestore(os.path.join(out, "backup"), save_freq=args.backup_every or "epoch")
-    logs = os.path.join(out, "logs") if hardware.num_workers == 1 else os.path.join(out, "logs", f"worker-{hardware.worker_index}")
-    callbacks = [
-        backup,  # first: restores before the others start
-        PeriodicCheckpoint(os.path.join(out, "checkpoints"), every_epochs=args.checkpoint_every, keep=args.keep_checkpoints),
-    ]
-    if importlib.util.find_spec("tensorboard") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(logs))
-    else:
-        log.warning("the tensorboard package is not installed: no TensorBoard logs (pip install tensorboard)")
-    if hardware.is_chief:
-        callbacks.append(keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True))
-    log.info(
-        "%s on %s: %d replica(s) × %d images = global batch %d, %d steps/epoch, %d epochs, %s, resuming at step %d",
-        args.backbone,
-        hardware.kind,
-        hardware.num_replicas,
-        args.batch_size // hardware.num_replicas,
-        args.batch_size,
-        steps,
-        args.epochs,
-        precision,
-        backup.resume_step(),
-    )
-    start = time.time()
-    history = model.fit(
-        dataset,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        callbacks=callbacks,
-        verbose=args.verbose if hardware.is_chief else 0,
-    )
-    seconds = time.time() - start
-    trained_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    summary = {
-        "backend": keras.backend.backend(),
-        "hardware": hardware.kind,
-        "replicas": hardware.num_replicas,
-        "workers": hardware.num_workers,
-        "worker_index": hardware.worker_index,
-        "precision": precision,
-        "dataset": args.dataset,
-        "backbone": args.backbone,
-        "global_batch": args.batch_size,
-        "steps_per_epoch": steps,
-        "epochs": args.epochs,
-        "optimizer_steps": trained_steps,
-        "final_loss": float(history.history["loss"][-1]) if history.history.get("loss") else None,
-        "seconds_this_run": round(seconds, 1),
-    }
-    if hardware.is_chief and not args.no_export:
-        from keras_barlow.export import export_encoder
-
-        summary["encoder"] = export_encoder(
-            model,
-            os.path.join(out, "encoder"),
-            metadata={
-                "augmentation": preset,
-                "image_size": args.image_size,
-                "training_data": args.dataset,
-                "batch_size": args.batch_size,
-                "history": history,
-                "recipe": " ".join(["recipes/" + os.path.basename(sys.argv[0] or "pretrain.py")] + sys.argv[1:]),
-            },
-        )
-    if hardware.is_chief:
-        with open(os.path.join(out, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
-    log.info("done: %s", json.dumps(summary))
-    return summary, model
+    parser = pretrain.build_parser(description, **(defaults or {}))
+    if extra_arguments is not None:
+        extra_arguments(parser)
+    args = pretrain.parse(argv, parser, smoke={**pretrain.SMOKE, **(smoke or {})})
+    summary, model = pretrain.run(args)
+    return args, summary, model
 
 
 def main(argv=None):
-    return run(parse(argv))[0]
+    return run_recipe(argv, __doc__)[1]
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def test_device_choice_errors_say_what_to_do(kwargs, message):
 )
 def test_when_processes_are_joined(multiprocess, args, environ, expected):
     args = {"job_addresses": None, "num_processes": None, **args}
-    assert distribute._jax_processes_requested(multiprocess, args["job_addresses"], args["num_processes"], environ) is expected
+    assert distribute.jax_processes_requested(multiprocess, args["job_addresses"], args["num_processes"], environ) is expected
 
 
 @pytest.mark.skipif(ON_JAX, reason="checks the error on the other backends")
@@ -221,7 +221,7 @@ def test_jax_helpers_refuse_other_backends():
 def test_jax_distribution_logs_and_sets_its_choice(monkeypatch, caplog):
     monkeypatch.setattr(keras.distribution, "list_devices", fake_devices(tpu=8, cpu=1))
     hidden = []
-    monkeypatch.setattr(distribute, "hide_accelerators_from_tensorflow", lambda: hidden.append(True))
+    monkeypatch.setattr(distribute.jax, "hide_accelerators_from_tensorflow", lambda: hidden.append(True))
     try:
         with caplog.at_level("INFO", logger="keras_barlow.distribute"):
             distribution = distribute.jax_distribution()
@@ -238,7 +238,7 @@ def test_jax_distribution_logs_and_sets_its_choice(monkeypatch, caplog):
 @jax_only
 def test_jax_distribution_on_this_cpu(monkeypatch, caplog):
     hidden = []
-    monkeypatch.setattr(distribute, "hide_accelerators_from_tensorflow", lambda: hidden.append(True))
+    monkeypatch.setattr(distribute.jax, "hide_accelerators_from_tensorflow", lambda: hidden.append(True))
     with caplog.at_level("INFO", logger="keras_barlow.distribute"):
         distribution = distribute.jax_distribution(set_global=False)
     assert hidden == []  # TensorFlow may keep the CPU

@@ -10,12 +10,16 @@ import sys
 import keras
 import pytest
 
-RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes")
+RECIPES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "recipes"
+)
 sys.path.insert(0, RECIPES)
 
 import cifar10_resnet18  # noqa: E402
 import imagenet_resnet50_tpu  # noqa: E402
 import pretrain  # noqa: E402
+
+from keras_barlow.cli import pretrain as cli  # noqa: E402
 
 BACKEND = keras.backend.backend()
 
@@ -28,7 +32,9 @@ def _float32_afterwards():
 
 def _check_run(out, summary, *, backbone, exported=False):
     assert summary["backend"] == BACKEND and summary["optimizer_steps"] == 2
-    assert summary["final_loss"] is not None and summary["final_loss"] == summary["final_loss"]  # finite, not NaN
+    assert (
+        summary["final_loss"] is not None and summary["final_loss"] == summary["final_loss"]
+    )  # finite, not NaN
     assert summary["backbone"] == backbone
     with open(out / "summary.json") as f:
         assert json.load(f)["optimizer_steps"] == 2
@@ -44,7 +50,9 @@ def _check_run(out, summary, *, backbone, exported=False):
     else:  # the smoke runs of the paper recipes skip the export (pretrain.py's checks it)
         assert not (out / "encoder").exists()
     if BACKEND == "tensorflow":
-        assert any(name.startswith("events.out.tfevents") for _, _, files in os.walk(out / "logs") for name in files)
+        assert any(
+            name.startswith("events.out.tfevents") for _, _, files in os.walk(out / "logs") for name in files
+        )
 
 
 @pytest.mark.slow
@@ -69,22 +77,42 @@ def test_cifar10_resnet18_smoke_with_linear_evaluation(tmp_path):
 @pytest.mark.slow
 def test_imagenet_resnet50_tpu_smoke(tmp_path):
     out = tmp_path / "imagenet"
-    summary = imagenet_resnet50_tpu.main(["--smoke", "--backend", BACKEND, "--output-dir", str(out), "--verbose", "0"])
+    summary = imagenet_resnet50_tpu.main(
+        ["--smoke", "--backend", BACKEND, "--output-dir", str(out), "--verbose", "0"]
+    )
     _check_run(out, summary, backbone="resnet18")
 
 
 def test_paper_settings_are_the_recipe_defaults():
-    args = pretrain.parse([], pretrain.build_parser(**imagenet_resnet50_tpu.PAPER))
-    assert (args.epochs, args.batch_size, args.projector, args.lambd) == (1000, 2048, "8192,8192,8192", 0.0051)
-    assert (args.learning_rate, args.bias_learning_rate, args.backbone, args.backend) == (0.2, 0.0048, "resnet50", "jax")
-    smoke = pretrain.parse(["--smoke", "--epochs", "3"], pretrain.build_parser(**imagenet_resnet50_tpu.PAPER),
-                           smoke=imagenet_resnet50_tpu.SMOKE)
-    assert (smoke.dataset, smoke.steps_per_epoch, smoke.epochs, smoke.projector) == ("digits", 2, 3, "32,32,32")
-    cifar = pretrain.parse([], pretrain.build_parser(**cifar10_resnet18.SOLO_LEARN))
+    args = cli.parse([], cli.build_parser(**imagenet_resnet50_tpu.PAPER))
+    assert (args.epochs, args.batch_size, args.projector, args.lambd) == (
+        1000,
+        2048,
+        "8192,8192,8192",
+        0.0051,
+    )
+    assert (args.learning_rate, args.bias_learning_rate, args.backbone, args.backend) == (
+        0.2,
+        0.0048,
+        "resnet50",
+        "jax",
+    )
+    smoke = cli.parse(
+        ["--smoke", "--epochs", "3"],
+        cli.build_parser(**imagenet_resnet50_tpu.PAPER),
+        smoke={**cli.SMOKE, **imagenet_resnet50_tpu.SMOKE},
+    )
+    assert (smoke.dataset, smoke.steps_per_epoch, smoke.epochs, smoke.projector) == (
+        "digits",
+        2,
+        3,
+        "32,32,32",
+    )
+    cifar = cli.parse([], cli.build_parser(**cifar10_resnet18.SOLO_LEARN))
     assert (cifar.epochs, cifar.batch_size, cifar.small_images, cifar.scale_loss) == (1000, 256, True, 0.1)
 
 
 def test_a_different_backend_than_the_running_one_is_refused():
     other = "jax" if BACKEND == "tensorflow" else "tensorflow"
     with pytest.raises(SystemExit, match="already running"):
-        pretrain.select_backend(other)
+        cli.select_backend(other)

@@ -1,4 +1,4 @@
-"""Choosing the hardware: `get_strategy` / `setup_hardware` decision logic (TPU branches with
+"""Choosing the hardware on TensorFlow: `get_strategy` / `setup_hardware` decision logic (TPU branches with
 the resolver faked — no test pretends a TPU ran), TF_CONFIG parsing, and the version guards
 of the MultiWorkerMirroredStrategy workaround."""
 
@@ -9,6 +9,7 @@ import keras
 import pytest
 
 from keras_barlow import distribute
+from keras_barlow.distribute import tensorflow as tf_distribute
 
 tensorflow_only = pytest.mark.tensorflow_only
 CLUSTER = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
@@ -34,7 +35,10 @@ def _never():
 )
 def test_decision_table(hardware, tpu, gpus, cluster, expected):
     probe = tpu if callable(tpu) else (lambda: tpu)
-    assert distribute.choose_tf_hardware(hardware, tpu_reachable=probe, num_gpus=gpus, cluster=cluster) == expected
+    assert (
+        distribute.choose_tf_hardware(hardware, tpu_reachable=probe, num_gpus=gpus, cluster=cluster)
+        == expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,14 +69,17 @@ def test_tf_config_parsing():
 def test_tpu_address_comes_from_the_environment_only():
     nothing = lambda path: False  # noqa: E731
     assert distribute.tpu_address_from_environment({}, nothing) is None
-    assert distribute.tpu_address_from_environment({"COLAB_TPU_ADDR": "10.0.0.2:8470"}, nothing) == "grpc://10.0.0.2:8470"
+    assert (
+        distribute.tpu_address_from_environment({"COLAB_TPU_ADDR": "10.0.0.2:8470"}, nothing)
+        == "grpc://10.0.0.2:8470"
+    )
     assert distribute.tpu_address_from_environment({"TPU_NAME": "my-tpu"}, nothing) == "my-tpu"
     assert distribute.tpu_address_from_environment({}, lambda path: path == "/dev/accel0") == "local"
 
 
 @pytest.fixture
 def fresh_cache(monkeypatch):
-    monkeypatch.setattr(distribute, "_STRATEGIES", {})
+    monkeypatch.setattr(tf_distribute, "_STRATEGIES", {})
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
     monkeypatch.delenv("TPU_NAME", raising=False)
@@ -82,15 +89,20 @@ def fresh_cache(monkeypatch):
 def test_auto_on_this_machine_is_the_default_strategy_and_is_logged(fresh_cache, caplog, monkeypatch):
     import tensorflow as tf
 
-    monkeypatch.setattr(distribute, "tpu_address_from_environment", lambda: None)
-    monkeypatch.setattr(distribute, "_tpu_resolver", lambda address: _never())
-    with caplog.at_level(logging.INFO, logger=distribute.__name__):
+    monkeypatch.setattr(tf_distribute, "tpu_address_from_environment", lambda: None)
+    monkeypatch.setattr(tf_distribute, "_tpu_resolver", lambda address: _never())
+    with caplog.at_level(logging.INFO, logger=tf_distribute.__name__):
         strategy = distribute.get_strategy("auto")
     assert strategy is tf.distribute.get_strategy()  # no TPU, cluster or GPU here
     assert "default strategy" in caplog.text
     assert distribute.get_strategy("auto") is strategy  # one strategy per process and choice
     hardware = distribute.setup_hardware("auto")
-    assert (hardware.backend, hardware.kind, hardware.num_replicas, hardware.is_chief) == ("tensorflow", "default", 1, True)
+    assert (hardware.backend, hardware.kind, hardware.num_replicas, hardware.is_chief) == (
+        "tensorflow",
+        "default",
+        1,
+        True,
+    )
 
 
 @tensorflow_only
@@ -112,10 +124,10 @@ def test_auto_falls_back_when_the_tpu_resolver_fails(fresh_cache, monkeypatch, c
         calls.append(address)
         raise ValueError("Could not lookup TPU metadata")
 
-    monkeypatch.setattr(distribute, "tpu_address_from_environment", lambda: "local")
-    monkeypatch.setattr(distribute, "_tpu_resolver", unreachable)
-    monkeypatch.setattr(distribute, "_tpu_strategy", lambda resolver: _never())
-    with caplog.at_level(logging.INFO, logger=distribute.__name__):
+    monkeypatch.setattr(tf_distribute, "tpu_address_from_environment", lambda: "local")
+    monkeypatch.setattr(tf_distribute, "_tpu_resolver", unreachable)
+    monkeypatch.setattr(tf_distribute, "_tpu_strategy", lambda resolver: _never())
+    with caplog.at_level(logging.INFO, logger=tf_distribute.__name__):
         strategy = distribute.get_strategy("auto")
     assert calls == ["local"]
     assert strategy is tf.distribute.get_strategy()
@@ -127,7 +139,7 @@ def test_explicit_tpu_that_is_not_there_fails_clearly(fresh_cache, monkeypatch):
     def unreachable(address):
         raise ValueError("Please provide a TPU Name to connect to.")
 
-    monkeypatch.setattr(distribute, "_tpu_resolver", unreachable)
+    monkeypatch.setattr(tf_distribute, "_tpu_resolver", unreachable)
     with pytest.raises(ValueError, match="no TPU is reachable at grpc://10.0.0.2:8470.*KERAS_BACKEND=jax"):
         distribute.get_strategy("tpu", tpu_address="grpc://10.0.0.2:8470")
 
@@ -141,11 +153,15 @@ def test_a_reachable_tpu_is_connected_and_used(fresh_cache, monkeypatch, caplog)
     resolver = mock.Mock()
     resolver.master.return_value = "grpc://10.0.0.2:8470"
     fake_strategy = mock.Mock(num_replicas_in_sync=8)
-    monkeypatch.setattr(distribute, "_tpu_resolver", lambda address: resolver if address == "my-tpu" else _never())
-    with mock.patch.object(tf.config, "experimental_connect_to_cluster") as connect, mock.patch.object(
-        tf.tpu.experimental, "initialize_tpu_system"
-    ) as initialise, mock.patch.object(tf.distribute, "TPUStrategy", return_value=fake_strategy) as tpu_strategy:
-        with caplog.at_level(logging.INFO, logger=distribute.__name__):
+    monkeypatch.setattr(
+        tf_distribute, "_tpu_resolver", lambda address: resolver if address == "my-tpu" else _never()
+    )
+    with (
+        mock.patch.object(tf.config, "experimental_connect_to_cluster") as connect,
+        mock.patch.object(tf.tpu.experimental, "initialize_tpu_system") as initialise,
+        mock.patch.object(tf.distribute, "TPUStrategy", return_value=fake_strategy) as tpu_strategy,
+    ):
+        with caplog.at_level(logging.INFO, logger=tf_distribute.__name__):
             strategy = distribute.get_strategy("auto", tpu_address="my-tpu")
     assert strategy is fake_strategy
     connect.assert_called_once_with(resolver)  # a remote TPU node
@@ -160,10 +176,12 @@ def test_a_local_tpu_vm_is_not_connected_remotely(monkeypatch):
 
     resolver = mock.Mock()
     resolver.master.return_value = ""
-    with mock.patch.object(tf.config, "experimental_connect_to_cluster") as connect, mock.patch.object(
-        tf.tpu.experimental, "initialize_tpu_system"
-    ), mock.patch.object(tf.distribute, "TPUStrategy") as tpu_strategy:
-        distribute._tpu_strategy(resolver)
+    with (
+        mock.patch.object(tf.config, "experimental_connect_to_cluster") as connect,
+        mock.patch.object(tf.tpu.experimental, "initialize_tpu_system"),
+        mock.patch.object(tf.distribute, "TPUStrategy") as tpu_strategy,
+    ):
+        tf_distribute._tpu_strategy(resolver)
     connect.assert_not_called()
     tpu_strategy.assert_called_once_with(resolver)
 
@@ -218,7 +236,12 @@ def test_setup_hardware_on_jax_goes_through_keras_distribution(monkeypatch):
     monkeypatch.setattr(distribute, "jax_distribution", spy)
     hardware = distribute.setup_hardware("cpu")
     assert seen["args"] == ("cpu", {})
-    assert (hardware.backend, hardware.kind, hardware.num_workers, hardware.is_chief) == ("jax", "cpu", 1, True)
+    assert (hardware.backend, hardware.kind, hardware.num_workers, hardware.is_chief) == (
+        "jax",
+        "cpu",
+        1,
+        True,
+    )
     assert hardware.distribution is not None and hardware.strategy is None
     with hardware.scope():
         pass

@@ -117,7 +117,9 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, backen
                 killed = True
                 break
         victim.wait(timeout=TIMEOUT)
-        assert killed and victim.returncode == -signal.SIGKILL, "the training run ended before it could be killed"
+        assert killed and victim.returncode == -signal.SIGKILL, (
+            "the training run ended before it could be killed"
+        )
         assert not (tmp_path / "resumed.npz").exists()
 
         resumed = subprocess.run(
@@ -137,7 +139,9 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, backen
                 process.wait()
 
     start = int(resumed.stdout.split("START step=")[1].split()[0])
-    assert start >= KILL_AFTER_BACKUP and start % STEPS_PER_EPOCH != 0, f"expected a mid-epoch backup, got step {start}"
+    assert start >= KILL_AFTER_BACKUP and start % STEPS_PER_EPOCH != 0, (
+        f"expected a mid-epoch backup, got step {start}"
+    )
     assert "DONE iterations=18" in resumed.stdout, resumed.stdout  # 3 × 6 steps in all, not more
     assert "START step=0" in out and "DONE iterations=18" in out
     expected, actual = np.load(tmp_path / "reference.npz"), np.load(tmp_path / "resumed.npz")
@@ -162,7 +166,9 @@ def _model():
 def _epoch_data(epoch):
     import tensorflow as tf
 
-    images = tf.random.stateless_normal([STEPS * BATCH, 6, 6, 3], seed=tf.stack([tf.constant(1, tf.int64), epoch]))
+    images = tf.random.stateless_normal(
+        [STEPS * BATCH, 6, 6, 3], seed=tf.stack([tf.constant(1, tf.int64), epoch])
+    )
     return tf.data.Dataset.from_tensor_slices((images, images * 0.9)).batch(BATCH, drop_remainder=True)
 
 
@@ -230,7 +236,9 @@ def test_resume_mid_epoch_restores_weights_optimizer_and_step(finished, tmp_path
     _train(second, tmp_path / "b", save_freq=2)
     assert int(keras.ops.convert_to_numpy(second.optimizer.iterations)) == EPOCHS * STEPS
     for want, got in zip(reference.weights, second.weights):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want), atol=1e-6)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want), atol=1e-6
+        )
 
 
 def test_a_crash_while_saving_keeps_the_previous_backup(finished, tmp_path, monkeypatch):
@@ -307,7 +315,9 @@ def test_backup_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="local path"):
         BackupAndRestore("gs://bucket/run")
     with pytest.raises(ValueError, match="steps_per_epoch"):
-        _model().fit(_data(), epochs=1, callbacks=[BackupAndRestore(str(tmp_path / "x"), save_freq=2)], verbose=0)
+        _model().fit(
+            _data(), epochs=1, callbacks=[BackupAndRestore(str(tmp_path / "x"), save_freq=2)], verbose=0
+        )
     assert isinstance(BackupAndRestore(str(tmp_path)), keras.callbacks.BackupAndRestore)
 
 

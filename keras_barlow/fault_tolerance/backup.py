@@ -20,10 +20,7 @@ a drop-in subclass that fixes the three:
   mid-epoch resume, Keras' epoch labels are shifted by the batches already done; the
   callback stops `fit` after exactly `epochs × steps_per_epoch` steps in all.
 
-`PeriodicCheckpoint` keeps whole-model `.keras` files (architecture, weights, optimizer
-state) every few epochs, each written to a temporary file and renamed.
-
-Both work on the TensorFlow and JAX backends.
+Works on the TensorFlow and JAX backends.
 """
 
 import json
@@ -34,7 +31,9 @@ import shutil
 
 import keras
 
-from keras_barlow._io import sha256_file
+from keras_barlow import _compat
+from keras_barlow._io import atomic_write_text, check_local_path, fsync_directory, fsync_file, sha256_file
+from keras_barlow.distribute import worker_of
 
 _log = logging.getLogger(__name__)
 
@@ -47,54 +46,6 @@ _FORMAT = 1
 
 class CorruptCheckpointError(ValueError):
     """A backup or checkpoint exists but cannot be trusted (checksum, missing file, bad JSON)."""
-
-
-def _fsync_dir(path):
-    if os.name != "posix":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path):
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-
-def _atomic_write_text(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
-def _check_local(path, what):
-    if "://" in str(path):
-        raise ValueError(
-            f"{what} must be a local path (atomic renames are not available on {str(path).split('://')[0]}://); "
-            "on Colab use the VM disk or a mounted Google Drive folder, e.g. /content/drive/MyDrive/run"
-        )
-
-
-def _worker_of(model):
-    """`(index, count)` of this process in a multi-worker / multi-process job."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from keras_barlow.distribute import _tf_worker_index
-
-        return _tf_worker_index(model.distribute_strategy)
-    if backend == "jax":
-        import jax
-
-        return jax.process_index(), jax.process_count()
-    return 0, 1
 
 
 def read_backup_state(backup_dir):
@@ -177,15 +128,18 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             complete.
 
     Example:
-    >>> backup = keras_barlow.BackupAndRestore("run/backup", save_freq=500)
-    >>> data = keras_barlow.resumable_dataset(epoch_data, epochs=100, steps_per_epoch=S,
-    ...                                       start_step=backup.resume_step())
-    >>> model.fit(data, epochs=100, steps_per_epoch=S, callbacks=[backup])
+
+    ```python
+    backup = keras_barlow.BackupAndRestore("run/backup", save_freq=500)
+    data = keras_barlow.resumable_dataset(epoch_data, epochs=100, steps_per_epoch=S,
+                                          start_step=backup.resume_step())
+    model.fit(data, epochs=100, steps_per_epoch=S, callbacks=[backup])
+    ```
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, keep=2):
         super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
-        _check_local(backup_dir, "backup_dir")
+        check_local_path(backup_dir, "backup_dir")
         if isinstance(save_freq, bool) or (isinstance(save_freq, int) and save_freq < 1):
             raise ValueError(f"save_freq must be 'epoch' or a positive number of batches, got {save_freq!r}")
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
@@ -251,7 +205,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 ) from error
             self._step = int(state["step"])
             epoch = self._step // self._steps_per_epoch if self._steps_per_epoch else int(state["epoch"])
-            model._initial_epoch = epoch  # what keras.callbacks.BackupAndRestore sets
+            _compat.set_initial_epoch(model, epoch)
             _log.info(
                 "resumed from %s: step %d (epoch %d, batch %d)",
                 state["directory"],
@@ -281,7 +235,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             self._save()
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.isdir(self.backup_dir) and _worker_of(self.model)[0] == 0:
+        if self.delete_checkpoint and os.path.isdir(self.backup_dir) and worker_of(self.model)[0] == 0:
             shutil.rmtree(self.backup_dir, ignore_errors=True)
 
     # Writing -------------------------------------------------------------------------
@@ -290,7 +244,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         if self._step == self._last_saved_step:  # e.g. an epoch end right after a batch save
             return
         model = self.model  # on JAX this attaches the training state to the variables
-        index, _ = _worker_of(model)
+        index, _ = worker_of(model)
         name = f"step-{self._step:012d}"
         os.makedirs(self.backup_dir, exist_ok=True)
         if index != 0:
@@ -308,7 +262,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         os.makedirs(tmp)
         weights = os.path.join(tmp, _WEIGHTS)
         model.save_weights(weights)
-        _fsync_file(weights)
+        fsync_file(weights)
         spe = self._steps_per_epoch
         state = {
             "format": _FORMAT,
@@ -324,12 +278,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             json.dump(state, handle, indent=1)
             handle.flush()
             os.fsync(handle.fileno())
-        _fsync_dir(tmp)
+        fsync_directory(tmp)
         if os.path.exists(final):  # the same step saved before a crash: replace it
             shutil.rmtree(final)
         os.rename(tmp, final)
-        _fsync_dir(self.backup_dir)
-        _atomic_write_text(os.path.join(self.backup_dir, _LATEST), name + "\n")
+        fsync_directory(self.backup_dir)
+        atomic_write_text(os.path.join(self.backup_dir, _LATEST), name + "\n")
         self._last_saved_step = self._step
         self._prune(keep_name=name)
 
@@ -340,101 +294,3 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         for stale in os.listdir(self.backup_dir):
             if stale.startswith(".tmp-") and not stale.endswith(f"-{os.getpid()}"):
                 shutil.rmtree(os.path.join(self.backup_dir, stale), ignore_errors=True)
-
-
-class PeriodicCheckpoint(keras.callbacks.Callback):
-    """Saves the whole model (with optimizer state) as `.keras` every `every_epochs` epochs.
-
-    Each file is written under a temporary name in the same directory and renamed, so a
-    crash never leaves a half-written `epoch-NNNN.keras`; older files are deleted only
-    after a newer one is complete. Under several workers only the chief keeps its file.
-
-    Args:
-        directory: local directory for the checkpoints.
-        every_epochs: save after every this many epochs (and never mid-epoch).
-        keep: newest checkpoints kept; `None` keeps all.
-
-    Example:
-    >>> model.fit(data, epochs=100, callbacks=[keras_barlow.PeriodicCheckpoint("run/ckpt", 10)])
-    >>> model = keras.models.load_model("run/ckpt/epoch-0100.keras")
-    """
-
-    def __init__(self, directory, every_epochs=1, keep=None):
-        super().__init__()
-        _check_local(directory, "directory")
-        if isinstance(every_epochs, bool) or not isinstance(every_epochs, int) or every_epochs < 1:
-            raise ValueError(f"every_epochs must be a positive integer, got {every_epochs!r}")
-        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
-            raise ValueError(f"keep must be a positive integer or None, got {keep!r}")
-        self.directory = str(directory)
-        self.every_epochs = every_epochs
-        self.keep = keep
-
-    def get_config(self):
-        return {"directory": self.directory, "every_epochs": self.every_epochs, "keep": self.keep}
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every_epochs == 0:
-            self.save(epoch + 1)
-
-    def save(self, epoch):
-        """Writes `epoch-{epoch:04d}.keras` atomically; returns its path (chief) or None."""
-        model = self.model
-        index, _ = _worker_of(model)
-        os.makedirs(self.directory, exist_ok=True)
-        final = os.path.join(self.directory, f"epoch-{epoch:04d}.keras")
-        tmp = os.path.join(self.directory, f".tmp-{os.getpid()}-worker{index}.keras")
-        model.save(tmp)
-        if index != 0:
-            os.remove(tmp)
-            return None
-        _fsync_file(tmp)
-        os.replace(tmp, final)
-        _fsync_dir(self.directory)
-        if self.keep is not None:
-            names = sorted(n for n in os.listdir(self.directory) if re.match(r"^epoch-\d+\.keras$", n))
-            for old in names[: max(0, len(names) - self.keep)]:
-                os.remove(os.path.join(self.directory, old))
-        _log.info("saved %s", final)
-        return final
-
-
-def resumable_dataset(epoch_dataset, *, epochs, steps_per_epoch, start_step=0):
-    """A stream of `epochs × steps_per_epoch` batches that can start at any step.
-
-    The stream is `epoch_dataset(0), epoch_dataset(1), …` (each cut to
-    `steps_per_epoch` batches), starting at batch `start_step`. When `epoch_dataset`
-    depends only on its epoch argument (seeded shuffles and augmentations, e.g. with a
-    seed derived from the epoch), a resumed run sees exactly the batches an uninterrupted
-    one would. Skipping into an epoch recomputes its first batches (at most one epoch of
-    input work).
-
-    Args:
-        epoch_dataset: `epoch (int64 scalar tensor) -> tf.data.Dataset` of at least
-            `steps_per_epoch` batches; it is traced once by `flat_map`.
-        epochs: epochs of the whole run.
-        steps_per_epoch: batches per epoch.
-        start_step: batches already trained (`BackupAndRestore.resume_step()`).
-
-    Returns:
-        A `tf.data.Dataset`; pass `steps_per_epoch` to `fit` as well.
-
-    Example:
-    >>> def epoch_data(epoch):
-    ...     return images.shuffle(10_000, seed=epoch).batch(256, drop_remainder=True)
-    >>> data = resumable_dataset(epoch_data, epochs=100, steps_per_epoch=195,
-    ...                          start_step=backup.resume_step())
-    """
-    import tensorflow as tf
-
-    for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    total = epochs * steps_per_epoch
-    if isinstance(start_step, bool) or not isinstance(start_step, int) or not 0 <= start_step <= total:
-        raise ValueError(f"start_step must be an integer in [0, {total}], got {start_step!r}")
-    first_epoch, skip = divmod(start_step, steps_per_epoch)
-    stream = tf.data.Dataset.range(first_epoch, epochs).flat_map(
-        lambda epoch: epoch_dataset(epoch).take(steps_per_epoch)
-    )
-    return stream.skip(skip)

@@ -1,0 +1,28 @@
+"""Fault tolerance: resume exactly after a crash, from backups that are never half-written.
+
+- `backup`: `BackupAndRestore`, a drop-in subclass of `keras.callbacks.BackupAndRestore`
+  whose backups are atomic, verified by checksum and exact mid-epoch
+  (`read_backup_state`, `CorruptCheckpointError`).
+- `checkpoint`: `PeriodicCheckpoint`, whole-model `.keras` files every few epochs.
+- `resumable`: `resumable_dataset`, the input stream that starts at the backup's step.
+
+Example:
+
+```python
+backup = keras_barlow.BackupAndRestore("run/backup", save_freq=500)
+data = keras_barlow.resumable_dataset(epoch_data, epochs=100, steps_per_epoch=S, start_step=backup.resume_step())
+model.fit(data, epochs=100, steps_per_epoch=S, callbacks=[backup, keras_barlow.PeriodicCheckpoint("run/ckpt", 10)])
+```
+"""
+
+from keras_barlow.fault_tolerance.backup import BackupAndRestore, CorruptCheckpointError, read_backup_state
+from keras_barlow.fault_tolerance.checkpoint import PeriodicCheckpoint
+from keras_barlow.fault_tolerance.resumable import resumable_dataset
+
+__all__ = [
+    "BackupAndRestore",
+    "CorruptCheckpointError",
+    "PeriodicCheckpoint",
+    "read_backup_state",
+    "resumable_dataset",
+]
