@@ -60,6 +60,7 @@ def check_local_path(path, what):
     """
     if "://" in str(path):
         raise ValueError(
-            f"{what} must be a local path (atomic renames are not available on {str(path).split('://')[0]}://); "
+            f"{what} must be a local path (atomic renames are not available on "
+            f"{str(path).split('://')[0]}://); "
             "on Colab use the VM disk or a mounted Google Drive folder, e.g. /content/drive/MyDrive/run"
         )

@@ -43,7 +43,8 @@ SMOKE = dict(
     steps_per_epoch=2,
     backup_every=1,
     checkpoint_every=1,
-    run_eagerly=True,  # 2 steps: tracing would cost more than running (the core tests cover the compiled step)
+    # 2 steps: tracing would cost more than running (the core tests cover the compiled step).
+    run_eagerly=True,
 )
 
 
@@ -111,7 +112,8 @@ def build_parser(description=__doc__, **defaults):
         "--steps-per-execution",
         type=int,
         default=1,
-        help="steps per compiled call (JAX, or one TF device; Keras 3.15 fails with >1 under Mirrored strategies)",
+        help="steps per compiled call (JAX, or one TF device; "
+        "Keras 3.15 fails with >1 under Mirrored strategies)",
     )
     add(
         "--run-eagerly",
@@ -154,7 +156,8 @@ def select_backend(backend):
 
         if keras.backend.backend() != backend:
             raise SystemExit(
-                f"Keras is already running on {keras.backend.backend()!r}; start a new process for --backend {backend}"
+                f"Keras is already running on {keras.backend.backend()!r}; "
+                f"start a new process for --backend {backend}"
             )
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -253,7 +256,8 @@ def run(args):
     if hardware.is_chief:
         callbacks.append(keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True))
     log.info(
-        "%s on %s: %d replica(s) × %d images = global batch %d, %d steps/epoch, %d epochs, %s, resuming at step %d",
+        "%s on %s: %d replica(s) × %d images = global batch %d, %d steps/epoch, %d epochs, %s, "
+        "resuming at step %d",
         args.backbone,
         hardware.kind,
         hardware.num_replicas,

@@ -36,6 +36,27 @@ from keras_barlow.distribute.tensorflow import (
     worker_index,
 )
 
+__all__ = [
+    "HARDWARE_CHOICES",
+    "JAX_DEVICE_KINDS",
+    "JAX_PROCESS_ENV",
+    "Hardware",
+    "check_hardware_choice",
+    "choose_tf_hardware",
+    "cluster_from_tf_config",
+    "get_strategy",
+    "hide_accelerators_from_tensorflow",
+    "initialize_jax_processes",
+    "jax_distribution",
+    "jax_processes_requested",
+    "select_jax_devices",
+    "setup_hardware",
+    "strategy_kind",
+    "tpu_address_from_environment",
+    "worker_index",
+    "worker_of",
+]
+
 _log = logging.getLogger(__name__)
 
 

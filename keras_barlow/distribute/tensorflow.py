@@ -209,7 +209,8 @@ def get_strategy(hardware="auto", *, tpu_address=None):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         workers = sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
         _log.info(
-            "MultiWorkerMirroredStrategy: %d workers, %d replicas in sync (this worker: %s %s, %d local device(s))",
+            "MultiWorkerMirroredStrategy: %d workers, %d replicas in sync "
+            "(this worker: %s %s, %d local device(s))",
             workers,
             strategy.num_replicas_in_sync,
             strategy.cluster_resolver.task_type,

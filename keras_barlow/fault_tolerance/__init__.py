@@ -10,8 +10,10 @@ Example:
 
 ```python
 backup = keras_barlow.BackupAndRestore("run/backup", save_freq=500)
-data = keras_barlow.resumable_dataset(epoch_data, epochs=100, steps_per_epoch=S, start_step=backup.resume_step())
-model.fit(data, epochs=100, steps_per_epoch=S, callbacks=[backup, keras_barlow.PeriodicCheckpoint("run/ckpt", 10)])
+start = backup.resume_step()
+data = keras_barlow.resumable_dataset(epoch_data, epochs=100, steps_per_epoch=S, start_step=start)
+checkpoint = keras_barlow.PeriodicCheckpoint("run/ckpt", every_epochs=10)
+model.fit(data, epochs=100, steps_per_epoch=S, callbacks=[backup, checkpoint])
 ```
 """
 

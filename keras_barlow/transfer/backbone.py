@@ -149,7 +149,8 @@ def _pyramid_of(encoder):
     levels = dict(getattr(encoder, "pyramid_outputs", None) or {})
     if not levels:
         raise ValueError(
-            f"the encoder {encoder.name!r} ({type(encoder).__name__}) has no `pyramid_outputs`: detection and "
+            f"the encoder {encoder.name!r} ({type(encoder).__name__}) has no `pyramid_outputs`: "
+            "detection and "
             "segmentation heads need a feature pyramid. Pretrain a pyramid backbone such as "
             "keras_barlow.resnet(18, ...), or any keras_hub FeaturePyramidBackbone."
         )
@@ -167,7 +168,8 @@ def _encoder_for_shape(encoder, image_shape):
     """The encoder itself if it accepts `image_shape`, else a copy built for it (same weights)."""
     if not isinstance(encoder, keras.Model) or not encoder.inputs:
         raise ValueError(
-            f"encoder must be a functional Keras backbone (e.g. keras_barlow.resnet(...)), got {type(encoder).__name__}"
+            "encoder must be a functional Keras backbone (e.g. keras_barlow.resnet(...)), "
+            f"got {type(encoder).__name__}"
         )
     declared = tuple(encoder.inputs[0].shape[1:])
     if (
@@ -224,7 +226,8 @@ def resolve_encoder(encoder, preprocessing=None):
         raise ValueError(
             "no preprocessing is known for this encoder: pass the normalisation it was pretrained with, e.g. "
             "preprocessing='imagenet' (keras_barlow's presets all normalise with ImageNet mean/std) or "
-            "preprocessing={'mean': (...), 'std': (...)}, or load it with keras_barlow.load_encoder(directory), "
+            "preprocessing={'mean': (...), 'std': (...)}, or load it with "
+            "keras_barlow.load_encoder(directory), "
             "which reads the model card"
         )
     if (
@@ -234,7 +237,8 @@ def resolve_encoder(encoder, preprocessing=None):
     ):
         raise ValueError(
             f"preprocessing {dict(mean=given[0], std=given[1])} differs from the model card's "
-            f"{dict(mean=from_card[0], std=from_card[1])}: the encoder was pretrained with the card's values. "
+            f"{dict(mean=from_card[0], std=from_card[1])}: "
+            "the encoder was pretrained with the card's values. "
             "Leave preprocessing=None to use them."
         )
     mean, std = given or from_card
@@ -254,7 +258,8 @@ def _mean_std(spec):
             raise ValueError(f"preprocessing needs 'mean' and 'std', got keys {sorted(spec)}")
         return _check_mean_std(spec["mean"], spec["std"])
     raise ValueError(
-        f"preprocessing must be None, a preset name, an AugmentationConfig or a dict with mean/std, got {type(spec).__name__}"
+        "preprocessing must be None, a preset name, an AugmentationConfig or a dict with mean/std, "
+        f"got {type(spec).__name__}"
     )
 
 

@@ -66,7 +66,7 @@ def test_fixed_size_encoder_is_rebuilt_for_the_detection_size():
 
 
 def test_preprocessing_comes_from_the_card_and_mismatches_are_errors(encoder_dir):
-    encoder, spec = transfer.resolve_encoder(encoder_dir)
+    _, spec = transfer.resolve_encoder(encoder_dir)
     card = export.read_model_card(encoder_dir)
     assert spec == {"mean": tuple(card["preprocessing"]["mean"]), "std": tuple(card["preprocessing"]["std"])}
     loaded = export.load_encoder(encoder_dir)
