@@ -61,3 +61,20 @@ def pyramid_level_names(model):
 
 
 # --- fault tolerance and distribution -------------------------------------------------------
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+OPTIMIZER_VARIABLE_INDEX_VERIFIED = ((3, 10), (3, 16))
+
+
+def optimizer_variable_index(optimizer, variable):
+    """The position of `variable` in the list `optimizer.build` received.
+
+    A custom `keras.optimizers.Optimizer` finds its per-variable slots (momentum buffers)
+    with the protected `Optimizer._get_variable_index`, as Keras's own `SGD` and the
+    subclassing guide do: there is no public equivalent, and backends key variables
+    differently (`id` on JAX, distributed-variable handles under `tf.distribute`).
+    Verified on Keras 3.10 – 3.15.1.
+    """
+    return optimizer._get_variable_index(variable)
