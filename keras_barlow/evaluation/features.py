@@ -163,8 +163,8 @@ def l2_normalize(features, epsilon=1e-12):
 
     Example:
 
-    >>> l2_normalize([[3.0, 4.0], [0.0, 0.0]]).tolist()
-    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    >>> l2_normalize([[3.0, 4.0], [0.0, 0.0]]).astype(float).round(3).tolist()
+    [[0.6, 0.8], [0.0, 0.0]]
     """
     features = np.asarray(features, np.float32)
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), epsilon)

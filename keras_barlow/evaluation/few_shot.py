@@ -43,7 +43,7 @@ def few_shot_probe(encoder, train_data, test_data, *, shots=SHOTS, seeds=SEEDS, 
                    **probe_options):
     """`shots`-per-class linear probe, repeated over `seeds`, as mean ± std.
 
-    Features are computed once (frozen encoder, L2-normalised); each seed draws
+    Features are computed and L2-normalised once (frozen encoder); each seed draws
     `balanced_subset(train.labels, shots=shots, seed=seed)` and fits `linear_probe` on it
     (default protocol: converged logistic regression, `C` chosen on a stratified split of
     the subset itself, so `shots >= 2` unless a fixed `C=` is given).
@@ -77,7 +77,7 @@ def few_shot_probe(encoder, train_data, test_data, *, shots=SHOTS, seeds=SEEDS, 
     runs = []
     for seed in seeds:
         subset = train.subset(balanced_subset(train.labels, shots=shots, seed=seed))
-        runs.append(linear_probe(None, subset, test, seed=seed, **probe_options))
+        runs.append(linear_probe(None, subset, test, seed=seed, normalize=False, **probe_options))
     result = {
         "shots": int(shots),
         "seeds": seeds,

@@ -30,7 +30,7 @@ def nearest_neighbours(train_features, query_features, k, *, batch_size=256, tra
     Example:
 
     >>> sims, idx = nearest_neighbours([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [[1.0, 0.1]], k=2)
-    >>> idx.tolist(), np.round(sims, 3).tolist()
+    >>> idx.tolist(), sims.astype(float).round(3).tolist()
     ([[0, 2]], [[0.995, 0.774]])
     """
     train = l2_normalize(train_features)
