@@ -66,6 +66,7 @@ def main(argv=None):
             encoder,
             labeled_dataset(args.dataset, split=args.split, **data),
             labeled_dataset(args.dataset, split="test", **data),
+            protocol="sgd",  # the paper's ImageNet protocol, as solo-learn reports it
             epochs=args.linear_epochs,
         )
         summary["linear_eval"] = {**result, "epochs": args.linear_epochs}
