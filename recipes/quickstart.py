@@ -44,28 +44,53 @@ DIGITS_IMAGE_SIZE = 16
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="digits", help="'digits', a TFDS name, or an image directory")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (local or gs://)")
     parser.add_argument("--split", default="train", help="pretraining split (default: train)")
     parser.add_argument("--test-split", default="test", help="labelled split for the evaluation ('' to skip)")
-    parser.add_argument("--preset", default=None,
-                        help="augmentation preset: digits, cifar, imagenet (default: digits for digits, cifar for cifar*, else imagenet)")
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="augmentation preset: digits, cifar, imagenet "
+        "(default: digits for digits, cifar for cifar*, else imagenet)",
+    )
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=256, help="global batch size")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help=f"default: {DIGITS_IMAGE_SIZE} for digits, else the preset's (32 / 224)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help=f"default: {DIGITS_IMAGE_SIZE} for digits, else the preset's (32 / 224)",
+    )
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet18")
-    parser.add_argument("--width", type=int, default=16, help="ResNet width (standard 64; 16 is fast on CPUs)")
-    parser.add_argument("--projector", default="512,512,512", help="projector sizes, comma-separated (paper: 8192,8192,8192)")
-    parser.add_argument("--lambd", type=float, default=None, help="off-diagonal weight (default: the official 0.0051)")
-    parser.add_argument("--learning-rate", type=float, default=0.2, help="LARS learning rate of the weights per 256 images (paper: 0.2)")
+    parser.add_argument(
+        "--width", type=int, default=16, help="ResNet width (standard 64; 16 is fast on CPUs)"
+    )
+    parser.add_argument(
+        "--projector", default="512,512,512", help="projector sizes, comma-separated (paper: 8192,8192,8192)"
+    )
+    parser.add_argument(
+        "--lambd", type=float, default=None, help="off-diagonal weight (default: the official 0.0051)"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.2,
+        help="LARS learning rate of the weights per 256 images (paper: 0.2)",
+    )
     parser.add_argument("--knn-every", type=int, default=10, help="kNN monitor every N epochs (0: off)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--shots", type=int, default=5, help="labelled images per class of the few-shot probe")
+    parser.add_argument(
+        "--shots", type=int, default=5, help="labelled images per class of the few-shot probe"
+    )
     parser.add_argument("--eval-seeds", type=int, default=10, help="few-shot draws (mean ± std over them)")
     parser.add_argument("--output-dir", default=os.path.join("runs", "quickstart"))
-    parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity: 1 progress bar, 2 one line per epoch")
+    parser.add_argument(
+        "--verbose", type=int, default=2, help="Keras fit verbosity: 1 progress bar, 2 one line per epoch"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny run (2 epochs, width 4, 8 px) for tests")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -74,8 +99,9 @@ def parse_args(argv=None):
     return args
 
 
-def evaluation_table(encoders, config, *, dataset="digits", split="train", test_split="test", data_dir=None,
-                     shots=5, seeds=10):
+def evaluation_table(
+    encoders, config, *, dataset="digits", split="train", test_split="test", data_dir=None, shots=5, seeds=10
+):
     """`keras_barlow.evaluation.evaluate_representation` of each encoder.
 
     Args:
@@ -97,8 +123,9 @@ def evaluation_table(encoders, config, *, dataset="digits", split="train", test_
         pixels = [data.load_digits_arrays(s) for s in (split, test_split)]
         pixels = [(images.astype(np.float32) / 255.0, labels) for images, labels in pixels]
     return {
-        name: evaluation.evaluate_representation(encoder, *(pixels if encoder is None else inputs), shots=shots,
-                                                 seeds=range(seeds))
+        name: evaluation.evaluate_representation(
+            encoder, *(pixels if encoder is None else inputs), shots=shots, seeds=range(seeds)
+        )
         for name, encoder in encoders.items()
     }
 
@@ -128,7 +155,12 @@ def main(argv=None):
         shutil.rmtree(log_dir)  # a fresh run's pictures and events only
 
     train = data.pretraining_dataset(
-        args.dataset, batch_size=args.batch_size, augment=config, split=args.split, seed=args.seed, data_dir=args.data_dir
+        args.dataset,
+        batch_size=args.batch_size,
+        augment=config,
+        split=args.split,
+        seed=args.seed,
+        data_dir=args.data_dir,
     )
     steps = int(train.cardinality())
     if steps < 0:  # e.g. folders (undecodable files are skipped): count once
@@ -137,26 +169,43 @@ def main(argv=None):
 
     def make_encoder():
         return backbones.resnet(
-            BACKBONES[args.backbone], (height, width, 3), small_images=max(height, width) <= 96, width=args.width
+            BACKBONES[args.backbone],
+            (height, width, 3),
+            small_images=max(height, width) <= 96,
+            width=args.width,
         )
 
     encoder = make_encoder()
     model_kwargs = {} if args.lambd is None else {"lambd": args.lambd}
     model = keras_barlow.BarlowTwins(encoder, projector_dims=projector, **model_kwargs)
     model.compile(
-        optimizer=optimizers.paper_optimizer(args.batch_size, args.epochs, steps, weight_learning_rate=args.learning_rate)
+        optimizer=optimizers.paper_optimizer(
+            args.batch_size, args.epochs, steps, weight_learning_rate=args.learning_rate
+        )
     )
 
     # Monitors: C of a fixed probe batch (a batch of views from another seed) and kNN.
-    probe = next(iter(data.pretraining_dataset(
-        args.dataset, batch_size=min(args.batch_size, 256), augment=config, split=args.split, seed=args.seed + 1,
-        data_dir=args.data_dir,
-    )))
-    monitors = [callbacks.CrossCorrelationMonitor(probe, log_dir, every=max(1, args.epochs // 10), max_dims=128)]
+    probe = next(
+        iter(
+            data.pretraining_dataset(
+                args.dataset,
+                batch_size=min(args.batch_size, 256),
+                augment=config,
+                split=args.split,
+                seed=args.seed + 1,
+                data_dir=args.data_dir,
+            )
+        )
+    )
+    monitors = [
+        callbacks.CrossCorrelationMonitor(probe, log_dir, every=max(1, args.epochs // 10), max_dims=128)
+    ]
     labeled = dict(batch_size=256, augment=config, data_dir=args.data_dir)
     if args.test_split and args.knn_every:
         try:
-            knn_data = [data.labeled_dataset(args.dataset, split=s, **labeled) for s in (args.split, args.test_split)]
+            knn_data = [
+                data.labeled_dataset(args.dataset, split=s, **labeled) for s in (args.split, args.test_split)
+            ]
         except ValueError as error:  # no labels or no such split
             print(f"no kNN monitor: {error}")
         else:
@@ -177,9 +226,16 @@ def main(argv=None):
     metrics = {
         "dataset": args.dataset,
         "settings": {
-            "backbone": args.backbone, "width": args.width, "image_size": [height, width], "epochs": args.epochs,
-            "batch_size": args.batch_size, "projector": list(projector), "learning_rate": args.learning_rate,
-            "preset": preset, "seed": args.seed, "backend": keras.backend.backend(),
+            "backbone": args.backbone,
+            "width": args.width,
+            "image_size": [height, width],
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "projector": list(projector),
+            "learning_rate": args.learning_rate,
+            "preset": preset,
+            "seed": args.seed,
+            "backend": keras.backend.backend(),
         },
         "final_loss": float(history.history["loss"][-1]),
         "embedding_std": float(history.history["embedding_std"][-1]),
@@ -192,9 +248,16 @@ def main(argv=None):
             keras.utils.set_random_seed(args.seed + 1)
             encoders = {"barlow_twins": encoder, "random_init": make_encoder(), "raw_pixels": None}
             eval_start = time.time()
-            results = evaluation_table(encoders, config, dataset=args.dataset, split=args.split,
-                                       test_split=args.test_split, data_dir=args.data_dir, shots=args.shots,
-                                       seeds=args.eval_seeds)
+            results = evaluation_table(
+                encoders,
+                config,
+                dataset=args.dataset,
+                split=args.split,
+                test_split=args.test_split,
+                data_dir=args.data_dir,
+                shots=args.shots,
+                seeds=args.eval_seeds,
+            )
             metrics["evaluation"] = {name: evaluation.summary_row(result) for name, result in results.items()}
             metrics["evaluation_protocol"] = next(iter(results.values()))["protocol"]
             metrics["evaluation_details"] = results
@@ -204,20 +267,29 @@ def main(argv=None):
         except ValueError as error:  # no labels or no such split
             print(f"skipping the evaluation: {error}")
 
-    export_dir = export_encoder(model, os.path.join(output_dir, "encoder"), metadata={
-        "name": f"barlow-twins-{args.backbone}-w{args.width}-{args.dataset}",
-        "augmentation": config, "training_data": f"{args.dataset}:{args.split}", "history": history,
-        "batch_size": args.batch_size, "evaluation": metrics.get("evaluation"),
-        "evaluation_protocol": metrics.get("evaluation_protocol"),
-        "recipe": "python recipes/quickstart.py " + " ".join(sys.argv[1:] if argv is None else argv),
-    })
+    export_dir = export_encoder(
+        model,
+        os.path.join(output_dir, "encoder"),
+        metadata={
+            "name": f"barlow-twins-{args.backbone}-w{args.width}-{args.dataset}",
+            "augmentation": config,
+            "training_data": f"{args.dataset}:{args.split}",
+            "history": history,
+            "batch_size": args.batch_size,
+            "evaluation": metrics.get("evaluation"),
+            "evaluation_protocol": metrics.get("evaluation_protocol"),
+            "recipe": "python recipes/quickstart.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        },
+    )
     metrics["export"] = export_dir
     metrics["cross_correlation_png"] = picture
     metrics["total_seconds"] = round(time.time() - start, 1)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
-    print(f"wrote {os.path.join(output_dir, 'metrics.json')}, {picture} and {export_dir} "
-          f"({metrics['total_seconds']:.0f} s in all, {train_seconds:.0f} s pretraining)")
+    print(
+        f"wrote {os.path.join(output_dir, 'metrics.json')}, {picture} and {export_dir} "
+        f"({metrics['total_seconds']:.0f} s in all, {train_seconds:.0f} s pretraining)"
+    )
     return metrics
 
 

@@ -16,5 +16,9 @@ def test_optimizer_variable_index_finds_the_slot_of_each_variable():
     optimizer.build(variables)
     assert [_compat.optimizer_variable_index(optimizer, v) for v in reversed(variables)] == [2, 1, 0]
     # A public equivalent would make the workaround unnecessary.
-    public = [name for name in dir(keras.optimizers.Optimizer) if "variable_index" in name and not name.startswith("_")]
+    public = [
+        name
+        for name in dir(keras.optimizers.Optimizer)
+        if "variable_index" in name and not name.startswith("_")
+    ]
     assert not public, f"Keras now has {public}: use it in FineTuneSGD and drop optimizer_variable_index"

@@ -62,7 +62,12 @@ from keras_barlow.evaluation.linear_sgd import (
     train_linear_classifier,
 )
 from keras_barlow.evaluation.metrics import accuracies, count_classes, top_k_accuracy
-from keras_barlow.evaluation.optimizers import FINETUNE_ENCODER_LR, FINETUNE_EPOCHS, FINETUNE_HEAD_LR, FineTuneSGD
+from keras_barlow.evaluation.optimizers import (
+    FINETUNE_ENCODER_LR,
+    FINETUNE_EPOCHS,
+    FINETUNE_HEAD_LR,
+    FineTuneSGD,
+)
 from keras_barlow.evaluation.representation import (
     REPORT_KNN_KS,
     evaluate_representation,

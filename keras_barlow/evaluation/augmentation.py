@@ -35,7 +35,9 @@ def crop_flip_augmentation(scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.
         shape = tf.shape(images)
         n = shape[0]
         seed_crop, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        window = aug.sample_crop_boxes(seed_crop, tf.fill([n], shape[1]), tf.fill([n], shape[2]), scale, ratio)
+        window = aug.sample_crop_boxes(
+            seed_crop, tf.fill([n], shape[1]), tf.fill([n], shape[2]), scale, ratio
+        )
         out = aug.crop_resize(images, *window, (images.shape[1], images.shape[2]))
         flip = tf.random.stateless_uniform([n], seed_flip) < flip_prob
         return tf.where(flip[:, None, None, None], tf.reverse(out, axis=[2]), out)
@@ -43,8 +45,9 @@ def crop_flip_augmentation(scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.
     return apply
 
 
-def augmented_features(encoder, data, augmentations, *, augment=None, batch_size=256, normalize=True,
-                       preprocess=None, seed=0):
+def augmented_features(
+    encoder, data, augmentations, *, augment=None, batch_size=256, normalize=True, preprocess=None, seed=0
+):
     """Features of `augmentations` augmented copies of `data`, computed once.
 
     Args:

@@ -209,4 +209,3 @@ def extract_features(encoder, data, *, batch_size=256, normalize=True, preproces
             "encoder's batch-norm moving statistics were trained"
         )
     return Features(l2_normalize(features) if normalize else features, np.concatenate(labels))
-

@@ -39,8 +39,17 @@ def _check_seeds(seeds):
     return seeds
 
 
-def few_shot_probe(encoder, train_data, test_data, *, shots=SHOTS, seeds=SEEDS, batch_size=256, preprocess=None,
-                   **probe_options):
+def few_shot_probe(
+    encoder,
+    train_data,
+    test_data,
+    *,
+    shots=SHOTS,
+    seeds=SEEDS,
+    batch_size=256,
+    preprocess=None,
+    **probe_options,
+):
     """`shots`-per-class linear probe, repeated over `seeds`, as mean ± std.
 
     Features are computed and L2-normalised once (frozen encoder); each seed draws
@@ -90,8 +99,9 @@ def few_shot_probe(encoder, train_data, test_data, *, shots=SHOTS, seeds=SEEDS, 
     return result
 
 
-def fine_tune_over_seeds(encoder, labeled_data, fraction=None, *, shots=None, test_data=None, seeds=SEEDS,
-                         **fine_tune_options):
+def fine_tune_over_seeds(
+    encoder, labeled_data, fraction=None, *, shots=None, test_data=None, seeds=SEEDS, **fine_tune_options
+):
     """`fine_tune` once per seed (each with its own balanced subset), as mean ± std.
 
     Args:
@@ -115,10 +125,14 @@ def fine_tune_over_seeds(encoder, labeled_data, fraction=None, *, shots=None, te
     if test_data is None:
         raise ValueError("fine_tune_over_seeds reports test accuracy: give test_data=")
     if fine_tune_options.get("copy_encoder") is False or fine_tune_options.get("return_model"):
-        raise ValueError("every seed fine-tunes a fresh copy: copy_encoder=False / return_model are not supported")
+        raise ValueError(
+            "every seed fine-tunes a fresh copy: copy_encoder=False / return_model are not supported"
+        )
     seeds = _check_seeds(seeds)
     runs = [
-        fine_tune(encoder, labeled_data, fraction, shots=shots, test_data=test_data, seed=seed, **fine_tune_options)
+        fine_tune(
+            encoder, labeled_data, fraction, shots=shots, test_data=test_data, seed=seed, **fine_tune_options
+        )
         for seed in seeds
     ]
     return {

@@ -7,14 +7,21 @@ import numpy as np
 
 from keras_barlow.evaluation.features import as_int_labels, is_tf_dataset, iterate_batches
 from keras_barlow.evaluation.metrics import accuracies, count_classes
-from keras_barlow.evaluation.optimizers import FINETUNE_ENCODER_LR, FINETUNE_EPOCHS, FINETUNE_HEAD_LR, FineTuneSGD
+from keras_barlow.evaluation.optimizers import (
+    FINETUNE_ENCODER_LR,
+    FINETUNE_EPOCHS,
+    FINETUNE_HEAD_LR,
+    FineTuneSGD,
+)
 from keras_barlow.evaluation.subsets import balanced_subset
 from keras_barlow.model import BarlowTwins, FeaturePooling
 
 
 def _copy_encoder(encoder):
-    copy = keras.models.clone_model(encoder) if isinstance(encoder, keras.Model) else encoder.__class__.from_config(
-        encoder.get_config()
+    copy = (
+        keras.models.clone_model(encoder)
+        if isinstance(encoder, keras.Model)
+        else encoder.__class__.from_config(encoder.get_config())
     )
     if not copy.built:
         copy.build(encoder.inputs[0].shape if getattr(encoder, "inputs", None) else None)
@@ -45,10 +52,27 @@ def _subset_arrays(data, fraction, shots, seed, labels=None):
     return images[indices], labels_all[indices], indices, len(labels_all)
 
 
-def fine_tune(encoder, labeled_data, fraction=None, *, shots=None, test_data=None, epochs=FINETUNE_EPOCHS, batch_size=256,
-              encoder_learning_rate=FINETUNE_ENCODER_LR, head_learning_rate=FINETUNE_HEAD_LR, weight_decay=0.0,
-              momentum=0.9, augment=None, preprocess=None, labels=None, seed=0, copy_encoder=True,
-              return_model=False, verbose=0):
+def fine_tune(
+    encoder,
+    labeled_data,
+    fraction=None,
+    *,
+    shots=None,
+    test_data=None,
+    epochs=FINETUNE_EPOCHS,
+    batch_size=256,
+    encoder_learning_rate=FINETUNE_ENCODER_LR,
+    head_learning_rate=FINETUNE_HEAD_LR,
+    weight_decay=0.0,
+    momentum=0.9,
+    augment=None,
+    preprocess=None,
+    labels=None,
+    seed=0,
+    copy_encoder=True,
+    return_model=False,
+    verbose=0,
+):
     """Semi-supervised evaluation: fine-tune encoder + linear head on a labelled fraction.
 
     The subset is class-balanced and deterministic (`balanced_subset(labels, fraction,
@@ -94,7 +118,9 @@ def fine_tune(encoder, labeled_data, fraction=None, *, shots=None, test_data=Non
         fraction = 0.01
     images, subset_labels, indices, total = _subset_arrays(labeled_data, fraction, shots, seed, labels)
     if preprocess is not None:
-        images = np.concatenate([np.asarray(preprocess(images[i : i + 256])) for i in range(0, len(images), 256)])
+        images = np.concatenate(
+            [np.asarray(preprocess(images[i : i + 256])) for i in range(0, len(images), 256)]
+        )
     images = images.astype(np.float32)
     test_batches = list(iterate_batches(test_data, 256)) if test_data is not None else []
     num_classes = count_classes(subset_labels, *[b[1] for b in test_batches])
@@ -103,8 +129,9 @@ def fine_tune(encoder, labeled_data, fraction=None, *, shots=None, test_data=Non
     backbone = _copy_encoder(backbone) if copy_encoder else backbone
     inputs = keras.Input(images.shape[1:])
     features = FeaturePooling(name="pool")(backbone(inputs))
-    logits = keras.layers.Dense(num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed),
-                                name="head")(features)
+    logits = keras.layers.Dense(
+        num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01, seed=seed), name="head"
+    )(features)
     classifier = keras.Model(inputs, logits, name="fine_tuned")
     steps = epochs * math.ceil(len(images) / batch_size)
     optimizer = FineTuneSGD(
@@ -118,10 +145,12 @@ def fine_tune(encoder, labeled_data, fraction=None, *, shots=None, test_data=Non
     dataset = tf.data.Dataset.from_tensor_slices((images, subset_labels)).shuffle(len(images), seed=seed)
     dataset = dataset.batch(batch_size)
     if augment is not None:
-        augment_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
+        augment_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
+            2, drop_remainder=True
+        )
         dataset = tf.data.Dataset.zip(dataset, augment_seeds).map(lambda b, s: (augment(b[0], s), b[1]))
     classifier.fit(dataset, epochs=epochs, shuffle=False, verbose=verbose)
-    result = {"num_labeled": int(len(indices)), "indices": indices.tolist(), "num_examples": int(total)}
+    result = {"num_labeled": len(indices), "indices": indices.tolist(), "num_examples": int(total)}
     if test_batches:
         scores, test_labels = [], []
         for batch_images, batch_labels in test_batches:

@@ -83,8 +83,17 @@ def _check_knn_settings(ks, temperature):
         )
 
 
-def knn_scores(train_features, train_labels, query_features, *, k=KNN_K, temperature=KNN_TEMPERATURE,
-               num_classes=None, batch_size=256, train_batch_size=65536):
+def knn_scores(
+    train_features,
+    train_labels,
+    query_features,
+    *,
+    k=KNN_K,
+    temperature=KNN_TEMPERATURE,
+    num_classes=None,
+    batch_size=256,
+    train_batch_size=65536,
+):
     """Class scores of the weighted kNN classifier (Wu et al. 2018; DINO's monitor).
 
     For each query, the `k` training features with the highest cosine similarity `s` vote
@@ -109,13 +118,15 @@ def knn_scores(train_features, train_labels, query_features, *, k=KNN_K, tempera
     _check_knn_settings((k,), temperature)
     train_labels = as_int_labels(train_labels)
     num_classes = num_classes or count_classes(train_labels)
-    sims, idx = nearest_neighbours(train_features, query_features, k, batch_size=batch_size,
-                                   train_batch_size=train_batch_size)
+    sims, idx = nearest_neighbours(
+        train_features, query_features, k, batch_size=batch_size, train_batch_size=train_batch_size
+    )
     return neighbour_votes(sims, train_labels[idx], num_classes, temperature)
 
 
-def knn_accuracy(encoder, train_data, test_data, *, k=KNN_KS, temperature=KNN_TEMPERATURE, batch_size=256,
-                 preprocess=None):
+def knn_accuracy(
+    encoder, train_data, test_data, *, k=KNN_KS, temperature=KNN_TEMPERATURE, batch_size=256, preprocess=None
+):
     """Weighted kNN accuracy of frozen, L2-normalised features (the standard SSL monitor).
 
     Args:

@@ -15,16 +15,9 @@ import warnings
 
 import numpy as np
 
+from keras_barlow.evaluation import linear_sgd
 from keras_barlow.evaluation.augmentation import augmented_features
-from keras_barlow.evaluation.features import Features, extract_features
-from keras_barlow.evaluation.linear_sgd import (
-    LINEAR_BATCH_SIZE,
-    LINEAR_EPOCHS,
-    LINEAR_LEARNING_RATE,
-    LINEAR_LEARNING_RATE_NORMALIZED,
-    LINEAR_WEIGHT_DECAY,
-    train_linear_classifier,
-)
+from keras_barlow.evaluation.features import extract_features
 from keras_barlow.evaluation.metrics import accuracies, count_classes
 from keras_barlow.evaluation.subsets import stratified_split
 
@@ -59,8 +52,16 @@ def class_scores(estimator, features, num_classes):
     return scores
 
 
-def train_logistic_regression(train, *, C=None, Cs=LOGISTIC_CS, validation_fraction=LOGISTIC_VALIDATION_FRACTION,
-                              max_iter=LOGISTIC_MAX_ITER, tol=LOGISTIC_TOL, seed=0):
+def train_logistic_regression(
+    train,
+    *,
+    C=None,
+    Cs=LOGISTIC_CS,
+    validation_fraction=LOGISTIC_VALIDATION_FRACTION,
+    max_iter=LOGISTIC_MAX_ITER,
+    tol=LOGISTIC_TOL,
+    seed=0,
+):
     """An L2-regularised multinomial logistic regression fitted to convergence on `Features`.
 
     With `C=None`, each `C` of `Cs` is fitted on a stratified split of `train`
@@ -112,7 +113,12 @@ def train_logistic_regression(train, *, C=None, Cs=LOGISTIC_CS, validation_fract
         warnings.warn(
             f"L-BFGS did not converge within max_iter={max_iter} for some C; raise max_iter", stacklevel=2
         )
-    info = {"C": float(C), "validation": validation, "converged": converged, "iterations": int(estimator.n_iter_.max())}
+    info = {
+        "C": float(C),
+        "validation": validation,
+        "converged": converged,
+        "iterations": int(estimator.n_iter_.max()),
+    }
     return estimator, info
 
 
@@ -125,10 +131,27 @@ def _check_protocol_options(protocol, sgd_options, logistic_options):
         raise ValueError(f"{', '.join(stray)} only apply to protocol={other!r}; got protocol={protocol!r}")
 
 
-def linear_probe(encoder, train_data, test_data, *, protocol="logistic", C=None, Cs=None,
-                 validation_fraction=None, epochs=None, batch_size=LINEAR_BATCH_SIZE, learning_rate=None,
-                 weight_decay=None, normalize=True, augmentations=0, augment=None, preprocess=None, seed=0,
-                 return_classifier=False, verbose=0):
+def linear_probe(
+    encoder,
+    train_data,
+    test_data,
+    *,
+    protocol="logistic",
+    C=None,
+    Cs=None,
+    validation_fraction=None,
+    epochs=None,
+    batch_size=linear_sgd.LINEAR_BATCH_SIZE,
+    learning_rate=None,
+    weight_decay=None,
+    normalize=True,
+    augmentations=0,
+    augment=None,
+    preprocess=None,
+    seed=0,
+    return_classifier=False,
+    verbose=0,
+):
     """Linear evaluation: a classifier on frozen features.
 
     The encoder is frozen and runs in inference mode; features are computed once and
@@ -187,24 +210,32 @@ def linear_probe(encoder, train_data, test_data, *, protocol="logistic", C=None,
         train = extract_features(encoder, train_data, **features)
     test = extract_features(encoder, test_data, **features)
     if train.features.shape[1] != test.features.shape[1]:
-        raise ValueError(f"train and test features differ in size: {train.features.shape} vs {test.features.shape}")
+        raise ValueError(
+            f"train and test features differ in size: {train.features.shape} vs {test.features.shape}"
+        )
     num_classes = count_classes(train.labels, test.labels)
     if protocol == "logistic":
         classifier, info = train_logistic_regression(
-            train, C=C, Cs=LOGISTIC_CS if Cs is None else Cs, seed=seed,
+            train,
+            C=C,
+            Cs=LOGISTIC_CS if Cs is None else Cs,
+            seed=seed,
             validation_fraction=validation_fraction or LOGISTIC_VALIDATION_FRACTION,
         )
         scores = class_scores(classifier, test.features, num_classes)
     else:
         if learning_rate is None:
-            learning_rate = LINEAR_LEARNING_RATE_NORMALIZED if normalize else LINEAR_LEARNING_RATE
+            learning_rate = (
+                linear_sgd.LINEAR_LEARNING_RATE_NORMALIZED if normalize else linear_sgd.LINEAR_LEARNING_RATE
+            )
         info = {
-            "epochs": LINEAR_EPOCHS if epochs is None else int(epochs),
+            "epochs": linear_sgd.LINEAR_EPOCHS if epochs is None else int(epochs),
             "learning_rate": float(learning_rate),
-            "weight_decay": LINEAR_WEIGHT_DECAY if weight_decay is None else float(weight_decay),
+            "weight_decay": linear_sgd.LINEAR_WEIGHT_DECAY if weight_decay is None else float(weight_decay),
         }
-        classifier = train_linear_classifier(train, num_classes, batch_size=batch_size, seed=seed, verbose=verbose,
-                                             **info)
+        classifier = linear_sgd.train_linear_classifier(
+            train, num_classes, batch_size=batch_size, seed=seed, verbose=verbose, **info
+        )
         scores = classifier.predict(test.features, batch_size=4096, verbose=0)
     result = {**accuracies(scores, test.labels), "protocol": protocol, **info}
     return (result, classifier) if return_classifier else result

@@ -20,9 +20,18 @@ LINEAR_LEARNING_RATE_NORMALIZED = 3.0
 LINEAR_WEIGHT_DECAY = 1e-6
 
 
-def train_linear_classifier(train, num_classes, *, epochs=LINEAR_EPOCHS, batch_size=LINEAR_BATCH_SIZE,
-                            learning_rate=LINEAR_LEARNING_RATE, weight_decay=LINEAR_WEIGHT_DECAY, momentum=0.9,
-                            seed=0, verbose=0):
+def train_linear_classifier(
+    train,
+    num_classes,
+    *,
+    epochs=LINEAR_EPOCHS,
+    batch_size=LINEAR_BATCH_SIZE,
+    learning_rate=LINEAR_LEARNING_RATE,
+    weight_decay=LINEAR_WEIGHT_DECAY,
+    momentum=0.9,
+    seed=0,
+    verbose=0,
+):
     """A `Dense(num_classes)` softmax classifier fitted on cached `Features`.
 
     SGD with momentum, cosine decay of the learning rate to 0 over all steps, L2 weight

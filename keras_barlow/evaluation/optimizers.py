@@ -34,8 +34,16 @@ class FineTuneSGD(keras.optimizers.Optimizer):
     ```
     """
 
-    def __init__(self, learning_rate=FINETUNE_HEAD_LR, encoder_lr_multiplier=FINETUNE_ENCODER_LR / FINETUNE_HEAD_LR,
-                 encoder_paths=(), momentum=0.9, weight_decay=0.0, name="fine_tune_sgd", **kwargs):
+    def __init__(
+        self,
+        learning_rate=FINETUNE_HEAD_LR,
+        encoder_lr_multiplier=FINETUNE_ENCODER_LR / FINETUNE_HEAD_LR,
+        encoder_paths=(),
+        momentum=0.9,
+        weight_decay=0.0,
+        name="fine_tune_sgd",
+        **kwargs,
+    ):
         kwargs.pop("weight_decay", None)
         super().__init__(learning_rate=learning_rate, weight_decay=None, name=name, **kwargs)
         if encoder_lr_multiplier < 0 or not 0 <= momentum < 1 or weight_decay < 0:

@@ -17,29 +17,49 @@ from keras_barlow.evaluation.linear import LOGISTIC_CS, LOGISTIC_VALIDATION_FRAC
 REPORT_KNN_KS = (20, 200)
 
 
-def protocol_text(*, shots=SHOTS, seeds=SEEDS, knn_k=REPORT_KNN_KS, temperature=KNN_TEMPERATURE, Cs=LOGISTIC_CS,
-                  validation_fraction=LOGISTIC_VALIDATION_FRACTION):
+def protocol_text(
+    *,
+    shots=SHOTS,
+    seeds=SEEDS,
+    knn_k=REPORT_KNN_KS,
+    temperature=KNN_TEMPERATURE,
+    Cs=LOGISTIC_CS,
+    validation_fraction=LOGISTIC_VALIDATION_FRACTION,
+):
     """One paragraph stating the protocol `evaluate_representation` ran with these settings.
 
     Example:
 
-    >>> protocol_text(seeds=range(3)).split(";")[1].strip()
-    '5-shot: the same probe on 5 labelled examples per class, a new class-balanced draw per seed, mean ± sample std over 3 seeds (0 … 2)'
+    >>> text = protocol_text(seeds=range(3))
+    >>> "5-shot" in text, "mean ± sample std over 3 seeds (0 … 2)" in text, "k = 20 and 200" in text
+    (True, True, True)
     """
     seeds = list(seeds)
     grid = ", ".join(f"{c:g}" for c in sorted(Cs))
     return (
-        "Frozen encoder (inference mode), features L2-normalised. Linear: L2-regularised multinomial logistic "
-        f"regression (scikit-learn, L-BFGS, to convergence), C from {{{grid}}} chosen by top-1 on a stratified "
-        f"{validation_fraction:.0%} validation split of the training set, then refit on all of it; "
-        f"{shots}-shot: the same probe on {shots} labelled examples per class, a new class-balanced draw per "
-        f"seed, mean ± sample std over {len(seeds)} seeds ({seeds[0]} … {seeds[-1]}); kNN: cosine similarity, "
-        f"the k nearest vote exp(similarity / {temperature:g}), k = {' and '.join(str(k) for k in knn_k)}."
+        "Frozen encoder (inference mode), features L2-normalised. Linear: L2-regularised multinomial "
+        "logistic regression (scikit-learn, L-BFGS, to convergence), C from "
+        f"{{{grid}}} chosen by top-1 on a stratified {validation_fraction:.0%} validation split of the "
+        f"training set, then refit on all of it; {shots}-shot: the same probe on {shots} labelled examples "
+        "per class, a new class-balanced draw per seed, mean ± sample std over "
+        f"{len(seeds)} seeds ({seeds[0]} … {seeds[-1]}); kNN: cosine similarity, the k nearest vote "
+        f"exp(similarity / {temperature:g}), k = {' and '.join(str(k) for k in knn_k)}."
     )
 
 
-def evaluate_representation(encoder, train_data, test_data, *, shots=SHOTS, seeds=SEEDS, knn_k=REPORT_KNN_KS,
-                            temperature=KNN_TEMPERATURE, Cs=LOGISTIC_CS, batch_size=256, preprocess=None):
+def evaluate_representation(
+    encoder,
+    train_data,
+    test_data,
+    *,
+    shots=SHOTS,
+    seeds=SEEDS,
+    knn_k=REPORT_KNN_KS,
+    temperature=KNN_TEMPERATURE,
+    Cs=LOGISTIC_CS,
+    batch_size=256,
+    preprocess=None,
+):
     """Linear probe, k-shot probe over seeds and kNN of one encoder, as a JSON-able dict.
 
     Args:
@@ -63,7 +83,8 @@ def evaluate_representation(encoder, train_data, test_data, *, shots=SHOTS, seed
     >>> labels = np.repeat([0, 1, 2], 20)
     >>> points = np.eye(3)[labels] + 0.3 * rng.normal(size=(60, 3))
     >>> train, test = Features(points[::2], labels[::2]), Features(points[1::2], labels[1::2])
-    >>> result = evaluate_representation(None, train, test, shots=3, seeds=range(3), knn_k=(5,), Cs=(0.1, 10.0))
+    >>> result = evaluate_representation(None, train, test, shots=3, seeds=range(3), knn_k=(5,),
+    ...                                  Cs=(0.1, 10.0))
     >>> sorted(result), sorted(result["knn"]), len(result["few_shot"]["top1"]["per_seed"])
     (['feature_dim', 'few_shot', 'knn', 'linear', 'num_test', 'num_train', 'protocol'], ['k5'], 3)
     """

@@ -40,7 +40,7 @@ def balanced_subset(labels, fraction=None, *, shots=None, seed=0):
     chosen = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        count = int(shots) if shots is not None else max(1, int(round(fraction * len(members))))
+        count = int(shots) if shots is not None else max(1, int(np.round(fraction * len(members))))
         if count > len(members):
             raise ValueError(f"class {label} has {len(members)} examples, fewer than the {count} requested")
         chosen.append(members[rng.permutation(len(members))[:count]])
@@ -82,7 +82,7 @@ def stratified_split(labels, validation_fraction=0.2, *, seed=0):
     held_out = []
     for label, count in zip(classes, counts):
         members = np.flatnonzero(labels == label)
-        size = min(count - 1, max(1, int(round(validation_fraction * count))))
+        size = min(count - 1, max(1, int(np.round(validation_fraction * count))))
         held_out.append(members[rng.permutation(count)[:size]])
     validation = np.sort(np.concatenate(held_out)).astype(np.int64) if held_out else np.zeros(0, np.int64)
     train = np.setdiff1d(np.arange(len(labels)), validation).astype(np.int64)

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "recipes")
+RECIPES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "recipes"
+)
 
 
 @pytest.mark.slow
@@ -38,8 +40,11 @@ def test_quickstart_and_linear_eval_smoke(tmp_path):
     result = linear_eval.main(["--encoder", str(tmp_path / "qs" / "encoder"), "--output", str(out)])
     assert result["feature_dim"] == 32 and json.loads(out.read_text())["linear"] == result["linear"]
     assert result["linear"]["protocol"] == "logistic" and len(result["few_shot"]["seeds"]) == 10
-    sgd = linear_eval.main(["--encoder", str(tmp_path / "qs" / "encoder"), "--protocol", "sgd", "--epochs", "2"])
+    sgd = linear_eval.main(
+        ["--encoder", str(tmp_path / "qs" / "encoder"), "--protocol", "sgd", "--epochs", "2"]
+    )
     assert sgd["linear"]["protocol"] == "sgd" and sgd["linear"]["epochs"] == 2
     with pytest.raises(SystemExit):
         linear_eval.main(["--encoder", str(tmp_path / "qs" / "encoder"), "--epochs", "2"])
-    # (recipes/semi_supervised.py --smoke runs fine_tune_over_seeds, tested in test_few_shot; kept out of CI for time.)
+    # (recipes/semi_supervised.py --smoke runs fine_tune_over_seeds, tested in test_few_shot;
+    # kept out of CI for time.)

@@ -14,7 +14,7 @@ def test_extract_features_same_from_arrays_and_datasets(image_blobs, tiny_encode
     images, labels = image_blobs()
     encoder = tiny_encoder()
     # Give batch norm non-trivial moving statistics: inference mode must use them.
-    bn = [layer for layer in encoder.layers if isinstance(layer, keras.layers.BatchNormalization)][0]
+    bn = next(layer for layer in encoder.layers if isinstance(layer, keras.layers.BatchNormalization))
     bn.moving_mean.assign(np.linspace(-1, 1, 8).astype("float32"))
     bn.moving_variance.assign(np.linspace(0.5, 2, 8).astype("float32"))
     expected = keras.ops.convert_to_numpy(keras.ops.mean(encoder(images, training=False), axis=(1, 2)))
@@ -55,7 +55,9 @@ def test_bad_inputs_explain_themselves(image_blobs):
     with pytest.raises(ValueError, match="expected"):
         extract_features(None, images)
     with pytest.raises(ValueError, match="precomputed Features"):
-        linear_probe(None, Features(images.reshape(len(images), -1), labels), (images, labels), augmentations=2)
+        linear_probe(
+            None, Features(images.reshape(len(images), -1), labels), (images, labels), augmentations=2
+        )
 
 
 @pytest.mark.tensorflow_only

@@ -6,10 +6,10 @@ import pytest
 from keras_barlow.evaluation import (
     Features,
     balanced_subset,
+    extract_features,
     few_shot_probe,
     fine_tune,
     fine_tune_over_seeds,
-    extract_features,
     linear_probe,
     summarize,
 )

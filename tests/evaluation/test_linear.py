@@ -48,8 +48,9 @@ def test_logistic_probe_equals_scikit_learn_at_the_chosen_C(make_data, blobs):
     features, test_features = l2_normalize(train.features), l2_normalize(test.features)
     reference = LogisticRegression(C=result["C"], max_iter=10000).fit(features, train.labels)
     np.testing.assert_array_equal(estimator.predict(test_features), reference.predict(test_features))
-    np.testing.assert_allclose(estimator.predict_proba(test_features), reference.predict_proba(test_features),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        estimator.predict_proba(test_features), reference.predict_proba(test_features), atol=1e-6
+    )
     assert result["top1"] == np.mean(reference.predict(test_features) == test.labels)
     # Independently of scikit-learn: the solution is the optimum of the L2-regularised loss.
     grad_weights, grad_bias = regularised_gradient(estimator, features, train.labels, result["C"])
@@ -105,7 +106,11 @@ def test_sgd_probe_separates_blobs_and_leaves_encoder_frozen(blobs, image_blobs,
     features, labels = all_features[~test], all_labels[~test]
     test_features, test_labels = all_features[test], all_labels[test]
     result, classifier = linear_probe(
-        None, Features(features, labels), Features(test_features, test_labels), protocol="sgd", epochs=30,
+        None,
+        Features(features, labels),
+        Features(test_features, test_labels),
+        protocol="sgd",
+        epochs=30,
         return_classifier=True,
     )
     assert result["top1"] >= 0.95 and result["protocol"] == "sgd" and result["epochs"] == 30
@@ -136,8 +141,9 @@ def test_linear_probe_augmented_copies_are_cached_once(image_blobs):
         calls.append(len(batch))
         return augment(batch, seed)
 
-    result = linear_probe(None, (images, labels), (images, labels), protocol="sgd", epochs=5, augmentations=3,
-                          augment=counting)
+    result = linear_probe(
+        None, (images, labels), (images, labels), protocol="sgd", epochs=5, augmentations=3, augment=counting
+    )
     assert sum(calls) == 3 * len(images)  # 3 copies, computed once, not once per epoch
     assert 0 <= result["top1"] <= 1
     logistic = linear_probe(None, (images, labels), (images, labels), augmentations=2, augment=counting)

@@ -17,7 +17,9 @@ def test_fine_tune_sgd_uses_two_learning_rates():
     # Momentum buffer after two equal gradients: g, then 0.9 g + g; updates lr·buffer each.
     expected_enc = 1 - 0.05 * (0.2 + 1.9 * 0.2)
     expected_head = 1 - 0.5 * (-1.0 - 1.9)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder_var), np.full((2, 2), expected_enc), rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(encoder_var), np.full((2, 2), expected_enc), rtol=1e-6
+    )
     np.testing.assert_allclose(keras.ops.convert_to_numpy(head_var), np.full((2,), expected_head), rtol=1e-6)
     restored = FineTuneSGD.from_config(optimizer.get_config())
     assert restored.encoder_paths == optimizer.encoder_paths and restored.encoder_lr_multiplier == 0.1

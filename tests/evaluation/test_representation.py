@@ -65,8 +65,11 @@ def test_barlow_twins_encoder_beats_random_init_on_digits():
     model = BarlowTwins(encoder(), projector_dims=(256, 256, 256))
     steps = epochs * (1347 // batch)
     model.compile(optimizer=LARS(WarmupCosine(0.3, total_steps=steps, warmup_steps=steps // 10)))
-    model.fit(data.pretraining_dataset("digits", batch_size=batch, preset="digits", image_size=size, seed=0),
-              epochs=epochs, verbose=0)
+    model.fit(
+        data.pretraining_dataset("digits", batch_size=batch, preset="digits", image_size=size, seed=0),
+        epochs=epochs,
+        verbose=0,
+    )
     keras.utils.set_random_seed(1)
     random_init = encoder()
 
@@ -75,7 +78,9 @@ def test_barlow_twins_encoder_beats_random_init_on_digits():
         train = extract_features(net, data.labeled_dataset("digits", **common))
         test = extract_features(net, data.labeled_dataset("digits", split="test", **common))
         # The bar was set with the paper's SGD probe and kNN-200.
-        return linear_probe(None, train, test, protocol="sgd")["top1"], knn_accuracy(None, train, test)["top1"]
+        return linear_probe(None, train, test, protocol="sgd")["top1"], knn_accuracy(None, train, test)[
+            "top1"
+        ]
 
     bt_linear, bt_knn = scores(model)
     random_linear, random_knn = scores(random_init)
