@@ -84,6 +84,7 @@ def train_logistic_regression(
 
     Example:
 
+    >>> from keras_barlow.evaluation.features import Features
     >>> train = Features([[1.0, 0.1], [0.9, 0.0], [1.0, -0.1], [0.0, 1.0], [0.1, 0.9], [-0.1, 1.0]],
     ...                  [0, 0, 0, 1, 1, 1])
     >>> estimator, info = train_logistic_regression(train, Cs=(0.01, 1.0), validation_fraction=0.34)
@@ -191,6 +192,7 @@ def linear_probe(
 
     Example:
 
+    >>> from keras_barlow.evaluation.features import Features
     >>> rng = np.random.default_rng(0)
     >>> labels = np.repeat([0, 1, 2], 20)
     >>> points = np.eye(3)[labels] + 0.3 * rng.normal(size=(60, 3))
