@@ -63,6 +63,7 @@ def pyramid_level_names(model):
 # --- fault tolerance and distribution -------------------------------------------------------
 
 
+<<<<<<< HEAD
 def set_initial_epoch(model, epoch):
     """Makes `fit` start at `epoch`, as `keras.callbacks.BackupAndRestore` does on restore.
 
@@ -96,3 +97,20 @@ def fix_keras_hub_retinanet_head_bias(model):
     box_bias = model.box_head.prediction_layer.bias
     cls_bias.assign(np.full(cls_bias.shape, -np.log((1 - prior) / prior), dtype="float32"))
     box_bias.assign(np.zeros(box_bias.shape, dtype="float32"))
+=======
+# --- evaluation -----------------------------------------------------------------------------
+
+OPTIMIZER_VARIABLE_INDEX_VERIFIED = ((3, 10), (3, 16))
+
+
+def optimizer_variable_index(optimizer, variable):
+    """The position of `variable` in the list `optimizer.build` received.
+
+    A custom `keras.optimizers.Optimizer` finds its per-variable slots (momentum buffers)
+    with the protected `Optimizer._get_variable_index`, as Keras's own `SGD` and the
+    subclassing guide do: there is no public equivalent, and backends key variables
+    differently (`id` on JAX, distributed-variable handles under `tf.distribute`).
+    Verified on Keras 3.10 – 3.15.1.
+    """
+    return optimizer._get_variable_index(variable)
+>>>>>>> arch-eval

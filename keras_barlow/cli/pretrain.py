@@ -339,6 +339,7 @@ def linear_evaluation(args, model, summary):
         model.encoder,
         labeled_dataset(args.dataset, split=args.split, **data),
         labeled_dataset(args.dataset, split="test", **data),
+        protocol="sgd",  # the paper's ImageNet protocol, as solo-learn reports it
         epochs=args.linear_epochs,
     )
     summary["linear_eval"] = {**result, "epochs": args.linear_epochs}
