@@ -56,11 +56,11 @@ def main(argv=None):
     args = pretrain.parse(argv, parser, smoke={**SMOKE, "linear_epochs": 1})
     summary, model = pretrain.run(args)
     if args.linear_epochs and summary["worker_index"] == 0:  # the chief evaluates
-        from keras_barlow.data import labeled_dataset
+        from keras_barlow.data import default_preset, labeled_dataset
         from keras_barlow.evaluation import linear_probe
 
         encoder = model.encoder
-        preset = args.preset or pretrain.PRESETS.get(args.dataset, "imagenet")
+        preset = args.preset or default_preset(args.dataset)
         data = dict(batch_size=256, image_size=args.image_size, preset=preset, data_dir=args.data_dir)
         result = linear_probe(
             encoder,

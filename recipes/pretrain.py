@@ -31,7 +31,6 @@ import time
 log = logging.getLogger("pretrain")
 
 BACKBONE_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
-PRESETS = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar"}
 SMOKE = dict(
     dataset="digits",
     preset=None,
@@ -125,7 +124,7 @@ def run(args):
 
     from keras_barlow import BarlowTwins
     from keras_barlow.backbones import resnet
-    from keras_barlow.data import pretraining_dataset
+    from keras_barlow.data import default_preset, pretraining_dataset
     from keras_barlow.distribute import setup_hardware
     from keras_barlow.fault_tolerance import BackupAndRestore, PeriodicCheckpoint
     from keras_barlow.optimizers import paper_optimizer
@@ -138,7 +137,7 @@ def run(args):
     if args.batch_size % hardware.num_replicas:
         raise SystemExit(f"--batch-size {args.batch_size} must be divisible by the {hardware.num_replicas} replicas")
 
-    preset = args.preset or PRESETS.get(args.dataset, "imagenet")
+    preset = args.preset or default_preset(args.dataset)
     dataset = pretraining_dataset(
         args.dataset,
         batch_size=args.batch_size,
