@@ -246,6 +246,13 @@ def gaussian_blur(images, sigma, max_sigma):
     Returns:
         The blurred images, same shape.
     """
+    # An empty batch (no image drawn for blurring) would give a zero-element kernel, which
+    # oneDNN's depthwise convolution rejects ("filter must not have zero elements"; TF 2.21 on
+    # CPUs with AVX-512, where oneDNN is on by default); the plain kernel accepts it.
+    return tf.cond(tf.shape(images)[0] > 0, lambda: _blur_nonempty(images, sigma, max_sigma), lambda: images)
+
+
+def _blur_nonempty(images, sigma, max_sigma):
     height, width = images.shape[1], images.shape[2]
     radius = math.ceil(3.0 * max_sigma)
     radius = max(1, min(radius, height - 1, width - 1))

@@ -100,6 +100,15 @@ def test_gaussian_blur_matches_numpy_per_image_sigma():
         np.testing.assert_allclose(got[i], _np_blur(images[i], sigma[i], 6), atol=1e-5)
 
 
+def test_gaussian_blur_of_an_empty_batch_is_empty():
+    # when no image of a batch is drawn for blurring; oneDNN's depthwise convolution (on by
+    # default on AVX-512 CPUs) rejected the zero-element kernel this gave.
+    empty = tf.zeros([0, 8, 8, 3])
+    assert aug.gaussian_blur(empty, tf.zeros([0]), 2.0).shape == (0, 8, 8, 3)
+    graph = tf.function(lambda x, s: aug.gaussian_blur(x, s, 2.0))
+    assert graph(empty, tf.zeros([0])).shape == (0, 8, 8, 3)
+
+
 def _recovered_sigmas(view_images, size):
     """σ of each blurred impulse: invert the (monotonic) discrete kernel variance."""
     centre = size // 2

@@ -28,13 +28,13 @@ def test_digits_pretraining_static_batches_and_ranges():
 
 def test_same_seed_same_batches_new_seed_and_new_epoch_differ():
     make = lambda seed: data.pretraining_dataset("digits", batch_size=64, preset="digits", seed=seed)  # noqa: E731
-    first, again, other = make(3), make(3), make(4)
-    epoch1 = first(first, 2)
+    seeded, again, other = make(3), make(3), make(4)
+    epoch1 = first(seeded, 2)
     for (a1, b1), (a2, b2) in zip(epoch1, first(again, 2)):
         np.testing.assert_array_equal(a1, a2)
         np.testing.assert_array_equal(b1, b2)
     assert np.abs(epoch1[0][0] - first(other)[0][0]).max() > 0.5
-    epoch2 = first(first, 1)  # a new iterator: reshuffled, new augmentation draws
+    epoch2 = first(seeded, 1)  # a new iterator: reshuffled, new augmentation draws
     assert np.abs(epoch1[0][0] - epoch2[0][0]).max() > 0.5
 
 
