@@ -1,0 +1,84 @@
+"""The paper's two-view augmentation, as batched TensorFlow graph ops.
+
+Modules (each below imports only those above it):
+
+| module | owns |
+|---|---|
+| `config` | `AugmentationConfig`, `ViewConfig`, presets, `default_preset`, ImageNet mean/std, |
+| | `check_mean_std` (pure Python: no TensorFlow) |
+| `seeds` | seed derivation and stateless per-image draws |
+| `ops` | input checks, normalisation, flip, colour jitter, grayscale, blur, solarisation |
+| `crops` | random resized crops, the evaluation centre crop, `random_crop_flip` |
+| `views` | `two_views`, `crop_pair`, `finish_view(s)`: the pretraining views |
+"""
+
+from keras_barlow.augment.config import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRESETS,
+    AugmentationConfig,
+    ViewConfig,
+    as_config,
+    check_mean_std,
+    default_preset,
+)
+from keras_barlow.augment.crops import (
+    center_crop_resize,
+    crop_resize,
+    random_crop_flip,
+    sample_crop_boxes,
+)
+from keras_barlow.augment.ops import (
+    GRAY_WEIGHTS,
+    JITTER_OPS,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    apply_jitter,
+    color_jitter,
+    gaussian_blur,
+    jitter_params,
+    normalize,
+    random_flip,
+    solarize,
+    to_float_rgb,
+)
+from keras_barlow.augment.seeds import derive_seed, seed_stream, seed_tensor
+from keras_barlow.augment.views import crop_pair, finish_view, finish_views, two_views
+
+__all__ = [
+    "GRAY_WEIGHTS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "JITTER_OPS",
+    "PRESETS",
+    "AugmentationConfig",
+    "ViewConfig",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_hue",
+    "adjust_saturation",
+    "apply_jitter",
+    "as_config",
+    "center_crop_resize",
+    "check_mean_std",
+    "color_jitter",
+    "crop_pair",
+    "crop_resize",
+    "default_preset",
+    "derive_seed",
+    "finish_view",
+    "finish_views",
+    "gaussian_blur",
+    "jitter_params",
+    "normalize",
+    "random_crop_flip",
+    "random_flip",
+    "sample_crop_boxes",
+    "seed_stream",
+    "seed_tensor",
+    "solarize",
+    "to_float_rgb",
+    "two_views",
+]

@@ -1,0 +1,334 @@
+"""What the two-view augmentation does: frozen configs, presets, the normalisation statistics.
+
+Pure Python (no TensorFlow), so it can be imported, validated and serialised anywhere; the
+ops that carry a config out live in `keras_barlow.augment.ops`, `.crops` and `.views`.
+
+Barlow Twins (Zbontar et al., 2021) uses BYOL's recipe, asymmetric between the views:
+
+| step | view A | view B |
+|---|---|---|
+| random resized crop, scale 0.08–1, ratio 3/4–4/3, bilinear | ✓ | ✓ |
+| horizontal flip | p 0.5 | p 0.5 |
+| colour jitter (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1), random order | p 0.8 | p 0.8 |
+| grayscale | p 0.2 | p 0.2 |
+| Gaussian blur, σ ∈ [0.1, 2.0] px | p 1.0 | p 0.1 |
+| solarisation (x ≥ 0.5 → 1 − x) | p 0.0 | p 0.2 |
+| normalisation (ImageNet mean/std) | ✓ | ✓ |
+"""
+
+import dataclasses
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def check_mean_std(mean, std):
+    """Validates per-channel normalisation statistics, `(x - mean) / std` on RGB.
+
+    Args:
+        mean: three numbers, one per RGB channel.
+        std: three positive numbers.
+
+    Returns:
+        `(mean, std)` as tuples of floats.
+
+    Example:
+    >>> check_mean_std([0.5, 0.5, 0.5], (0.25, 0.25, 0.25))
+    ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    >>> check_mean_std((0.5, 0.5), IMAGENET_STD)
+    Traceback (most recent call last):
+    ...
+    ValueError: mean needs one value per RGB channel (3), got (0.5, 0.5)
+    """
+    try:
+        mean = tuple(float(v) for v in mean)
+        std = tuple(float(v) for v in std)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"mean and std must be 3 numbers each (one per RGB channel), got mean={mean!r}, std={std!r}"
+        ) from err
+    for name, value in (("mean", mean), ("std", std)):
+        if len(value) != 3:
+            raise ValueError(f"{name} needs one value per RGB channel (3), got {value}")
+    if min(std) <= 0:
+        raise ValueError(f"std must be 3 positive stds (images are divided by them), got {std}")
+    return mean, std
+
+
+def _pair(value, name, *, low=None, high=None):
+    lo, hi = (float(v) for v in value)
+    if lo > hi or (low is not None and lo < low) or (high is not None and hi > high):
+        bounds = f" within [{low}, {high}]" if low is not None or high is not None else ""
+        raise ValueError(f"{name} must be a (min, max) pair with min <= max{bounds}, got {value}")
+    return (lo, hi)
+
+
+def _prob(value, name):
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} is a probability and must be in [0, 1], got {value}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewConfig:
+    """The random transformations of one view; every probability and strength.
+
+    Args:
+        crop_scale: (min, max) fraction of the image area kept by the random crop.
+        crop_ratio: (min, max) aspect ratio (width / height) of the crop window.
+        flip_prob: probability of a horizontal flip.
+        jitter_prob: probability of applying colour jitter to an image.
+        brightness, contrast, saturation: jitter strengths `s`; factors are drawn from
+            U[max(0, 1 - s), 1 + s] as in torchvision.
+        hue: hue shift drawn from U[-hue, hue], in fractions of the colour circle (≤ 0.5).
+        jitter_random_order: apply the four jitter ops in a random order per image
+            (torchvision's `ColorJitter`); False: brightness, contrast, saturation, hue.
+        grayscale_prob: probability of converting to (3-channel) grayscale.
+        blur_prob: probability of a Gaussian blur.
+        blur_sigma: (min, max) of the blur σ in output pixels, drawn per image.
+        solarize_prob: probability of solarisation.
+        solarize_threshold: pixels ≥ this value (in [0, 1]) are inverted to `1 - x`.
+
+    Example:
+    >>> ViewConfig(blur_prob=0.1).crop_scale
+    (0.08, 1.0)
+    """
+
+    crop_scale: tuple = (0.08, 1.0)
+    crop_ratio: tuple = (3 / 4, 4 / 3)
+    flip_prob: float = 0.5
+    jitter_prob: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    jitter_random_order: bool = True
+    grayscale_prob: float = 0.2
+    blur_prob: float = 1.0
+    blur_sigma: tuple = (0.1, 2.0)
+    solarize_prob: float = 0.0
+    solarize_threshold: float = 0.5
+
+    def __post_init__(self):
+        fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        fix("crop_scale", _pair(self.crop_scale, "crop_scale", low=1e-6, high=1.0))
+        fix("crop_ratio", _pair(self.crop_ratio, "crop_ratio", low=1e-6))
+        fix("blur_sigma", _pair(self.blur_sigma, "blur_sigma", low=1e-6))
+        for name in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
+            fix(name, _prob(getattr(self, name), name))
+        fix("solarize_threshold", _prob(self.solarize_threshold, "solarize_threshold"))
+        for name in ("brightness", "contrast", "saturation"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            fix(name, float(getattr(self, name)))
+        if not 0.0 <= float(self.hue) <= 0.5:
+            raise ValueError(f"hue must be in [0, 0.5] (a fraction of the colour circle), got {self.hue}")
+        fix("hue", float(self.hue))
+        fix("jitter_random_order", bool(self.jitter_random_order))
+
+
+VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(ViewConfig))
+TOP_LEVEL_FIELDS = ("image_size", "mean", "std", "eval_crop_fraction")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationConfig:
+    """The two-view augmentation: output size, normalisation and each view's randomness.
+
+    Build one from a preset and override anything:
+
+    >>> config = AugmentationConfig.preset("cifar", crop_scale=(0.2, 1.0))  # both views
+    >>> config = config.replace(image_size=64, view_b={"solarize_prob": 0.3})  # one view
+    >>> config.image_size, config.view_a.crop_scale, config.view_b.solarize_prob
+    ((64, 64), (0.2, 1.0), 0.3)
+
+    Presets:
+    - `"imagenet"`: 224 px, the paper's table in the module docstring; evaluation centre
+      crop 0.875.
+    - `"cifar"`: 32 px, crop scale 0.08–1 (as solo-learn's Barlow Twins CIFAR recipe), no
+      blur (σ up to 2 px on 32 px erases the image), solarisation 0 / 0.2.
+    - `"digits"`: 32 px for scikit-learn's 8×8 digits upscaled: crop scale 0.4–1 (a 0.08
+      crop of an 8×8 digit is 2×2 pixels of stroke), no flip (digits are chiral), no
+      hue/saturation/grayscale (grey input), no blur, no solarisation (it turns the bright
+      strokes as dark as the background); brightness/contrast jitter 0.4 with p 0.8.
+
+    Args:
+        image_size: output size, an int or `(height, width)`.
+        view_a, view_b: `ViewConfig`s (dicts are accepted).
+        mean, std: per-channel normalisation of the [0, 1] RGB output (see `check_mean_std`).
+        eval_crop_fraction: `labeled_dataset` centre-crops this fraction of the shorter side
+            before resizing (ImageNet's 224/256 = 0.875; 1.0 = the whole image).
+    """
+
+    image_size: tuple = (224, 224)
+    view_a: ViewConfig = dataclasses.field(
+        default_factory=lambda: ViewConfig(blur_prob=1.0, solarize_prob=0.0)
+    )
+    view_b: ViewConfig = dataclasses.field(
+        default_factory=lambda: ViewConfig(blur_prob=0.1, solarize_prob=0.2)
+    )
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    eval_crop_fraction: float = 0.875
+
+    def __post_init__(self):
+        size = self.image_size
+        size = (size, size) if isinstance(size, int) or getattr(size, "ndim", 1) == 0 else tuple(size)
+        if len(size) != 2 or any(int(s) != s or int(s) < 1 for s in size):
+            raise ValueError(f"image_size must be a positive int or (height, width), got {self.image_size}")
+        object.__setattr__(self, "image_size", (int(size[0]), int(size[1])))
+        for name in ("view_a", "view_b"):
+            view = getattr(self, name)
+            if isinstance(view, dict):
+                object.__setattr__(self, name, ViewConfig(**view))
+            elif not isinstance(view, ViewConfig):
+                raise ValueError(
+                    f"{name} must be a ViewConfig or a dict of its fields, got {type(view).__name__}"
+                )
+        mean, std = check_mean_std(self.mean, self.std)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+        if not 0.0 < float(self.eval_crop_fraction) <= 1.0:
+            raise ValueError(f"eval_crop_fraction must be in (0, 1], got {self.eval_crop_fraction}")
+        object.__setattr__(self, "eval_crop_fraction", float(self.eval_crop_fraction))
+
+    @classmethod
+    def preset(cls, name, **overrides):
+        """A preset (`"imagenet"`, `"cifar"`, `"digits"`) with `replace(**overrides)` applied."""
+        if isinstance(name, cls):
+            return name.replace(**overrides)
+        if name not in PRESETS:
+            raise ValueError(f"unknown augmentation preset {name!r}; choose one of {sorted(PRESETS)}")
+        return PRESETS[name]().replace(**overrides)
+
+    def replace(self, *, view_a=None, view_b=None, **overrides):
+        """A copy with fields replaced.
+
+        Args:
+            view_a, view_b: a `ViewConfig` replacing that view, or a dict of its fields.
+            **overrides: `image_size`, `mean`, `std`, `eval_crop_fraction` (top-level), or
+                any `ViewConfig` field (e.g. `blur_prob=0.0`), applied to both views.
+
+        Returns:
+            A new `AugmentationConfig`.
+        """
+        top = {k: overrides.pop(k) for k in list(overrides) if k in TOP_LEVEL_FIELDS}
+        unknown = [k for k in overrides if k not in VIEW_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"unknown augmentation option(s) {unknown}; top-level options are image_size, mean, std, "
+                f"eval_crop_fraction, view_a, view_b, and per-view options {list(VIEW_FIELDS)}"
+            )
+        views = {}
+        for name, specific in (("view_a", view_a), ("view_b", view_b)):
+            view = dataclasses.replace(getattr(self, name), **overrides)
+            if isinstance(specific, ViewConfig):
+                view = specific
+            elif specific:
+                bad = [k for k in specific if k not in VIEW_FIELDS]
+                if bad:
+                    raise ValueError(f"unknown {name} option(s) {bad}; choose from {list(VIEW_FIELDS)}")
+                view = dataclasses.replace(view, **specific)
+            views[name] = view
+        return dataclasses.replace(self, **top, **views)
+
+    def get_config(self):
+        """A JSON-serialisable dict; `AugmentationConfig.from_config` inverts it."""
+        listify = lambda d: {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}  # noqa: E731
+        return {
+            "image_size": list(self.image_size),
+            "view_a": listify(dataclasses.asdict(self.view_a)),
+            "view_b": listify(dataclasses.asdict(self.view_b)),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "eval_crop_fraction": self.eval_crop_fraction,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """The inverse of `get_config`."""
+        config = dict(config)
+        config["view_a"] = ViewConfig(**config["view_a"])
+        config["view_b"] = ViewConfig(**config["view_b"])
+        return cls(**config)
+
+
+def _imagenet():
+    return AugmentationConfig()
+
+
+def _cifar():
+    return AugmentationConfig(
+        image_size=32,
+        view_a=ViewConfig(blur_prob=0.0, solarize_prob=0.0),
+        view_b=ViewConfig(blur_prob=0.0, solarize_prob=0.2),
+        eval_crop_fraction=1.0,
+    )
+
+
+def _digits():
+    view = ViewConfig(
+        crop_scale=(0.4, 1.0),
+        flip_prob=0.0,
+        saturation=0.0,
+        hue=0.0,
+        grayscale_prob=0.0,
+        blur_prob=0.0,
+        solarize_prob=0.0,
+    )
+    return AugmentationConfig(image_size=32, view_a=view, view_b=view, eval_crop_fraction=1.0)
+
+
+PRESETS = {"imagenet": _imagenet, "cifar": _cifar, "digits": _digits}
+
+
+def as_config(config, image_size=None):
+    """Any accepted form of augmentation config → `AugmentationConfig`.
+
+    Args:
+        config: an `AugmentationConfig`, a preset name, or a dict of overrides (its optional
+            `"preset"` key names the preset they apply to; default `"imagenet"`).
+        image_size: if given, replaces the config's output size.
+
+    Returns:
+        An `AugmentationConfig`.
+
+    Example:
+    >>> as_config({"preset": "digits", "image_size": 16}).image_size
+    (16, 16)
+    """
+    if isinstance(config, str):
+        config = AugmentationConfig.preset(config)
+    elif isinstance(config, dict):
+        overrides = {k: v for k, v in config.items() if k != "preset"}
+        config = AugmentationConfig.preset(config.get("preset", "imagenet"), **overrides)
+    elif not isinstance(config, AugmentationConfig):
+        raise ValueError(
+            f"expected an AugmentationConfig, a preset name or a dict, got {type(config).__name__}"
+        )
+    if image_size is not None:
+        config = config.replace(image_size=image_size)
+    return config
+
+
+def default_preset(source):
+    """The augmentation preset for a data source when none is chosen.
+
+    Args:
+        source: a source as `keras_barlow.data` accepts it (only names are looked at).
+
+    Returns:
+        `"digits"` for the digits source, `"cifar"` for names starting with "cifar" (TFDS
+        `cifar10`, `cifar100`), else `"imagenet"`.
+
+    Example:
+    >>> default_preset("cifar100"), default_preset("digits"), default_preset("imagenet2012")
+    ('cifar', 'digits', 'imagenet')
+    """
+    if isinstance(source, str):
+        if source == "digits":
+            return "digits"
+        if source.lower().startswith("cifar"):
+            return "cifar"
+    return "imagenet"

@@ -1,0 +1,77 @@
+"""Seeds and stateless random draws: every random number of the augmentation and the input
+pipelines comes from here.
+
+Two levels: Python ints (`derive_seed`, for `tf.data` shuffles and seed streams of one
+input pipeline) and `[2]` integer seed tensors (`seed_tensor`, `split_seed`), from which
+each op draws per-image values with TensorFlow's stateless random ops (`uniform`, `coin`).
+Stateless draws are deterministic given the seed, need no random-generator state (so they
+run on a TPU host and inside `tf.distribute` input functions) and vectorise over a batch.
+"""
+
+import tensorflow as tf
+
+INT32_MAX = 2**31 - 1
+
+
+def seed_tensor(seed):
+    """Any accepted seed → a `[2]` integer seed tensor for stateless ops.
+
+    Args:
+        seed: an int, a `[2]` integer tensor (or list), or None for a fresh random seed on
+            every call (not reproducible).
+
+    Returns:
+        A `[2]` integer tensor (int64 from an int, int32 from None, else the input's dtype).
+    """
+    if seed is None:  # stateful: differs on every call, not reproducible.
+        return tf.random.uniform([2], maxval=INT32_MAX, dtype=tf.int32)
+    if isinstance(seed, int):
+        return tf.constant([seed % INT32_MAX, 0], tf.int64)
+    seed = tf.convert_to_tensor(seed)
+    if seed.shape != (2,) or not seed.dtype.is_integer:
+        raise ValueError(
+            f"seed must be an int or an integer tensor of shape [2], got {seed.dtype.name} {seed.shape}"
+        )
+    return seed
+
+
+def split_seed(seed, n):
+    """`n` independent `[2]` seeds derived from one (`stateless_split`), as a list."""
+    return tf.unstack(tf.random.experimental.stateless_split(seed, n))
+
+
+def uniform(seed, shape, low=0.0, high=1.0):
+    """float32 draws from U[low, high) of `shape`, deterministic given the `[2]` seed."""
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high, dtype=tf.float32)
+
+
+def coin(seed, n, p):
+    """`n` independent booleans, each True with probability `p`."""
+    return uniform(seed, [n]) < p
+
+
+def derive_seed(seed, *parts):
+    """A Python-int seed for one use (`parts`, e.g. input pipeline and stream number) of `seed`.
+
+    Args:
+        seed: an int, or None (then None: unseeded).
+        *parts: ints naming the use; different parts give unrelated seeds.
+
+    Returns:
+        An int in [0, 2**62), or None.
+    """
+    if seed is None:
+        return None
+    value = int(seed)
+    for part in parts:
+        value = (value * 1_000_003 + int(part) + 1) % (2**62)
+    return value
+
+
+def seed_stream(seed):
+    """An endless `tf.data.Dataset` of `[2]` int64 seeds, one per element to zip with.
+
+    Deterministic given `seed` (an int, or None: unseeded), and a new sequence on every
+    iteration (epoch), so augmentations change every step and every epoch.
+    """
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)

@@ -1,0 +1,148 @@
+"""The paper's two augmented views: random resized crops of each view, then flip, colour
+jitter, grayscale, blur and solarisation with each view's probabilities, then normalisation.
+
+Every random parameter (crop window, flip, jitter factors and order, σ, each coin) is
+drawn *per image* with stateless ops from a seed tensor, so one call on a batch is a few
+vectorised ops, it runs on a TPU host or in a `tf.distribute` input function, and it is
+deterministic given the seed. `keras_barlow.data` feeds a fresh seed to every batch, so
+views change every step and every epoch.
+
+Example:
+```python
+images = tf.zeros([8, 32, 32, 3], tf.uint8)
+view_a, view_b = two_views(images, "cifar", seed=0)  # float32 (8, 32, 32, 3), normalised
+```
+"""
+
+import tensorflow as tf
+
+from keras_barlow.augment.config import as_config
+from keras_barlow.augment.crops import crop_resize, sample_crop_boxes
+from keras_barlow.augment.ops import (
+    apply_where,
+    color_jitter,
+    gaussian_blur,
+    luma,
+    normalize,
+    per_image,
+    random_flip,
+    solarize,
+    static_batch_size,
+    to_float_rgb,
+)
+from keras_barlow.augment.seeds import coin, seed_tensor, split_seed, uniform
+
+
+def _crop_windows(seed_a, seed_b, heights, widths, config):
+    """Both views' crop windows, view A's boxes first: `(top, left, h, w)`, each `(2n,)`."""
+    windows = [
+        sample_crop_boxes(seed, heights, widths, view.crop_scale, view.crop_ratio)
+        for seed, view in ((seed_a, config.view_a), (seed_b, config.view_b))
+    ]
+    return tuple(tf.concat([a, b], 0) for a, b in zip(*windows))
+
+
+def crop_pair(image, config, *, seed=None):
+    """Two random resized crops (views A and B) of one image of any size.
+
+    For sources whose images differ in size (folders, ImageNet); batched sources use
+    `two_views`, which crops the whole batch at once.
+
+    Args:
+        image: `(height, width, channels)` uint8 or float image (1 or 3 channels).
+        config: an `AugmentationConfig` or preset name.
+        seed: int or `[2]` integer tensor.
+
+    Returns:
+        `(crop_a, crop_b)`, float32 RGB in [0, 1] of `config.image_size`.
+    """
+    config = as_config(config)
+    image = to_float_rgb(image)
+    if image.shape.rank != 3:
+        raise ValueError(f"crop_pair takes one image (height, width, channels), got shape {image.shape}")
+    seed_a, seed_b = split_seed(seed_tensor(seed), 2)
+    shape = tf.shape(image)
+    windows = _crop_windows(seed_a, seed_b, tf.fill([1], shape[0]), tf.fill([1], shape[1]), config)
+    crops = crop_resize(image[None], *windows, config.image_size, box_indices=tf.zeros([2], tf.int32))
+    return crops[0], crops[1]
+
+
+def finish_view(crops, view, seed):
+    """Flip, colour jitter, grayscale, blur and solarisation of one view's crops.
+
+    Args:
+        crops: float32 RGB in [0, 1], `(batch, height, width, 3)`.
+        view: a `ViewConfig`.
+        seed: `[2]` integer tensor.
+
+    Returns:
+        float32 RGB in [0, 1] (not normalised).
+    """
+    n = static_batch_size(crops)
+    s_flip, s_jitter, s_gray, s_blur, s_sigma, s_solar = split_seed(seed, 6)
+    x = crops
+    if view.flip_prob > 0:
+        x = random_flip(x, s_flip, view.flip_prob)
+    x = color_jitter(x, view, s_jitter)
+    if view.grayscale_prob > 0:
+        gray = tf.repeat(luma(x), 3, axis=-1)
+        x = tf.where(per_image(coin(s_gray, n, view.grayscale_prob)), gray, x)
+    if view.blur_prob > 0:
+        sigma = uniform(s_sigma, [n], view.blur_sigma[0], view.blur_sigma[1])
+        blur = lambda images, s: gaussian_blur(images, s, view.blur_sigma[1])  # noqa: E731
+        x = apply_where(x, coin(s_blur, n, view.blur_prob), blur, sigma)
+    if view.solarize_prob > 0:
+        mask = per_image(coin(s_solar, n, view.solarize_prob))
+        x = tf.where(mask, solarize(x, view.solarize_threshold), x)
+    x.set_shape(crops.shape)  # dynamic_stitch forgets the static batch size (TPUs need it)
+    return x
+
+
+def finish_views(crops_a, crops_b, config, *, seed=None):
+    """The per-view colour transforms and normalisation of two batches of crops.
+
+    Args:
+        crops_a, crops_b: `crop_pair`'s outputs, batched: float32 RGB in [0, 1].
+        config: an `AugmentationConfig`, a preset name, or a dict of overrides.
+        seed: int or `[2]` integer tensor; None: a fresh random seed.
+
+    Returns:
+        Normalised float32 `(view_a, view_b)`.
+    """
+    config = as_config(config)
+    seed_a, seed_b = split_seed(seed_tensor(seed), 2)
+    view_a = finish_view(crops_a, config.view_a, seed_a)
+    view_b = finish_view(crops_b, config.view_b, seed_b)
+    return normalize(view_a, config), normalize(view_b, config)
+
+
+def two_views(images, config="imagenet", *, seed=None):
+    """The paper's two augmented views of a batch of images.
+
+    Args:
+        images: uint8 [0, 255] or float [0, 1] images, `(batch, h, w, c)` or one
+            `(h, w, c)` image, c = 1 or 3.
+        config: an `AugmentationConfig`, a preset name, or a dict of overrides.
+        seed: int or `[2]` integer tensor (e.g. one per batch from `seed_stream`); same
+            seed → same views. None: a fresh random seed on every call (not reproducible).
+
+    Returns:
+        `(view_a, view_b)`: float32, normalised, `(batch, *config.image_size, 3)` (no batch
+        axis for a single image).
+    """
+    config = as_config(config)
+    images = to_float_rgb(images)
+    single = images.shape.rank == 3
+    if single:
+        images = images[None]
+    s_crop_a, s_crop_b, s_finish = split_seed(seed_tensor(seed), 3)
+    shape = tf.shape(images)
+    n = static_batch_size(images)
+    windows = _crop_windows(s_crop_a, s_crop_b, tf.fill([n], shape[1]), tf.fill([n], shape[2]), config)
+    index = tf.range(n)
+    crops = crop_resize(images, *windows, config.image_size, box_indices=tf.concat([index, index], 0))
+    crops = tf.ensure_shape(crops, [None, *config.image_size, 3])
+    view_a, view_b = finish_views(crops[:n], crops[n:], config, seed=s_finish)
+    if single:
+        return view_a[0], view_b[0]
+    return view_a, view_b

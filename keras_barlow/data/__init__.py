@@ -1,0 +1,51 @@
+"""Input pipelines: image sources → `tf.data` of `(view_a, view_b)` or `(image, label)`.
+
+| module | owns |
+|---|---|
+| `folders` | `scan_image_folder`, `ImageFolder`: directories of image files |
+| `sources` | digits, arrays, `tf.data`, TFDS and folders → one `Source` (`resolve_source`) |
+| `pipelines` | `pretraining_dataset`, `labeled_dataset`, `throughput` |
+
+The augmentation preset chosen for a source (`default_preset`) is owned by
+`keras_barlow.augment.config` and re-exported here.
+"""
+
+import logging
+
+from keras_barlow.augment.config import default_preset
+from keras_barlow.data.folders import IMAGE_EXTENSIONS, ImageFolder, scan_image_folder
+from keras_barlow.data.pipelines import (
+    AUTO_CACHE_BYTES,
+    DEFAULT_SHUFFLE_BUFFER,
+    labeled_dataset,
+    pretraining_dataset,
+    throughput,
+)
+from keras_barlow.data.sources import (
+    AUTOTUNE,
+    DIGITS_TEST_FRACTION,
+    Source,
+    load_digits_arrays,
+    resolve_source,
+)
+
+# The parent of the data modules' loggers (e.g. skipped files are reported by
+# `keras_barlow.data.folders`): configure this one for all of them.
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AUTOTUNE",
+    "AUTO_CACHE_BYTES",
+    "DEFAULT_SHUFFLE_BUFFER",
+    "DIGITS_TEST_FRACTION",
+    "IMAGE_EXTENSIONS",
+    "ImageFolder",
+    "Source",
+    "default_preset",
+    "labeled_dataset",
+    "load_digits_arrays",
+    "pretraining_dataset",
+    "resolve_source",
+    "scan_image_folder",
+    "throughput",
+]

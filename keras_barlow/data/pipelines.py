@@ -1,0 +1,313 @@
+"""Input pipelines: any source (see `keras_barlow.data.sources`) → `tf.data` of
+`(view_a, view_b)` for pretraining or `(image, label)` for evaluation.
+
+Same-size images are batched first and augmented a batch at a time; images of varying size
+(folders, ImageNet) are cropped per image to the output size, then batched. Every random
+draw comes from a seed stream derived from `seed` and the input pipeline, so a seeded
+pipeline is reproducible, and each input pipeline of a distributed run draws its own.
+"""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_barlow import augment as aug
+from keras_barlow.augment.config import default_preset
+from keras_barlow.augment.seeds import derive_seed, seed_stream
+from keras_barlow.data.sources import AUTOTUNE, Source, parallel_map, resolve_source
+
+DEFAULT_SHUFFLE_BUFFER = 10_000
+AUTO_CACHE_BYTES = 2 * 1024**3
+
+# Seed streams of one input pipeline (`derive_seed(seed, pipeline, stream)`): one per use,
+# fixed so that a seeded pipeline gives the same batches in every release.
+_SHUFFLE, _VIEWS_BATCHED, _CROPS_PER_IMAGE, _VIEWS_FINISH, _LABELED_BATCHED, _LABELED_PER_IMAGE = range(6)
+# The options `pretraining_dataset` and `labeled_dataset` share, handled by `_pipeline_head`.
+_HEAD_OPTIONS = (
+    "source",
+    "batch_size",
+    "image_size",
+    "preset",
+    "split",
+    "shuffle_buffer",
+    "seed",
+    "input_context",
+    "cache",
+    "data_dir",
+    "augment",
+)
+
+
+@dataclasses.dataclass
+class _Head:
+    """The shared head of both pipelines: shard, decode (+cache), shuffle."""
+
+    config: aug.AugmentationConfig
+    dataset: tf.data.Dataset  # elements (image, label); images decoded iff `decoded`
+    source: Source
+    batch: int  # per-replica batch size
+    decoded: bool
+    num_examples: int  # of this input pipeline, None when unknown
+    pipeline: int  # input pipeline id
+    seed: int
+
+    @property
+    def fixed_size(self):
+        return self.decoded and self.source.image_shape is not None
+
+    def seeds(self, stream):
+        return seed_stream(derive_seed(self.seed, self.pipeline, stream))
+
+
+def _augmentation_config(preset, augment, image_size, source):
+    if preset is None:
+        preset = default_preset(source)
+    if isinstance(augment, aug.AugmentationConfig):
+        config = augment
+    elif augment is None or isinstance(augment, dict):
+        config = aug.AugmentationConfig.preset(preset, **(augment or {}))
+    else:
+        raise ValueError(
+            f"augment must be an AugmentationConfig, a dict of overrides or None, "
+            f"got {type(augment).__name__}"
+        )
+    return config.replace(image_size=image_size) if image_size is not None else config
+
+
+def _decode(dataset, src):
+    dataset = parallel_map(dataset, lambda image, label: (src.decode(image), label))
+    return dataset.ignore_errors(log_warning=True) if src.may_fail else dataset
+
+
+def _pipeline_head(options, *, shuffle, min_batch):
+    """Resolves the augmentation config and the source, then shards, decodes (+caches) and
+    shuffles. `options`: the public function's arguments (`_HEAD_OPTIONS` are used)."""
+    o = {name: options[name] for name in _HEAD_OPTIONS}
+    config = _augmentation_config(o["preset"], o["augment"], o["image_size"], o["source"])
+    src = resolve_source(o["source"], split=o["split"], data_dir=o["data_dir"], seed=o["seed"])
+    batch_size, input_context = o["batch_size"], o["input_context"]
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+    batch = int(batch_size)
+    pipelines, pipeline = 1, 0
+    if input_context is not None:
+        batch = input_context.get_per_replica_batch_size(batch)
+        pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if batch < min_batch:
+        raise ValueError(
+            f"the per-replica batch is {batch}; Barlow Twins needs at least {min_batch} images per replica "
+            "(batch statistics), in practice 32 or more"
+        )
+    dataset = src.dataset
+    if pipelines > 1:
+        dataset = dataset.shard(pipelines, pipeline)
+    num = None if src.num_examples is None else len(range(pipeline, src.num_examples, pipelines))
+    cache = o["cache"]
+    if cache is None:
+        cache = bool(
+            src.cacheable
+            and src.image_shape is not None
+            and num is not None
+            and num * int(np.prod(src.image_shape)) <= AUTO_CACHE_BYTES
+        )
+    decoded = src.decode is None
+    if cache:
+        dataset = _decode(dataset, src)
+        decoded = True
+        dataset = dataset.cache() if cache is True else dataset.cache(os.fspath(cache))
+    if shuffle:
+        buffer = o["shuffle_buffer"]
+        if buffer is None:
+            buffer = min(num or DEFAULT_SHUFFLE_BUFFER, DEFAULT_SHUFFLE_BUFFER)
+        if buffer > 1:
+            shuffle_seed = derive_seed(o["seed"], pipeline, _SHUFFLE)
+            dataset = dataset.shuffle(int(buffer), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if not decoded and src.image_shape is not None:  # fixed-size: decode before batching
+        dataset = _decode(dataset, src)
+        decoded = True
+    return _Head(config, dataset, src, batch, decoded, num, pipeline, o["seed"])
+
+
+def _map_batches(head, dataset, fn, stream, *, drop_remainder):
+    """Batches `dataset`, then `fn(batch, seed)` with a fresh seed per batch."""
+    dataset = dataset.batch(head.batch, drop_remainder=drop_remainder)
+    return parallel_map(tf.data.Dataset.zip(dataset, head.seeds(stream)), fn)
+
+
+def _map_images(head, fn, stream):
+    """`fn(image, label, seed)` on each decoded element, a fresh seed each; elements whose
+    file fails to decode are skipped."""
+
+    def one(element, seed):
+        image, label = element
+        if not head.decoded:
+            image = head.source.decode(image)
+        return fn(image, label, seed)
+
+    dataset = parallel_map(tf.data.Dataset.zip(head.dataset, head.seeds(stream)), one)
+    if head.source.may_fail and not head.decoded:
+        dataset = dataset.ignore_errors(log_warning=True)
+    return dataset
+
+
+def pretraining_dataset(
+    source, *, batch_size, image_size=None, preset=None, split="train", shuffle_buffer=None, seed=None,
+    input_context=None, cache=None, data_dir=None, augment=None,
+):  # fmt: skip
+    """A `tf.data.Dataset` of `(view_a, view_b)` batches for `BarlowTwins.fit`.
+
+    Args:
+        source: `"digits"`, a TFDS name, a directory, an `ImageFolder`, a NumPy array (or
+            `(images, labels)`), or a `tf.data.Dataset` of images (see
+            `keras_barlow.data.sources`).
+        batch_size: the global batch size (per replica when `input_context` is None).
+        image_size: output size (int or `(h, w)`); default: the preset's.
+        preset: augmentation preset, `"imagenet"`, `"cifar"` or `"digits"`; None: `"digits"`
+            for the digits, `"cifar"` for TFDS `cifar*`, else `"imagenet"` (`default_preset`).
+        split: split of `"digits"` / TFDS sources (e.g. `"train"`, `"unlabelled"`, `"train[:10%]"`).
+        shuffle_buffer: default min(examples, 10,000); 0 or 1 disables shuffling.
+        seed: int for reproducible batches (shuffle, crops, every coin); None: random.
+        input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`):
+            per-replica batch and one shard per input pipeline.
+        cache: cache decoded images in memory (True), in a file (a path), not (False); None:
+            automatically for TFDS/folder sources of fixed-size images under 2 GiB.
+        data_dir: TFDS data directory (local or `gs://`).
+        augment: an `AugmentationConfig`, or a dict of overrides of `preset`.
+
+    Returns:
+        Batches `(view_a, view_b)`, float32 `(batch, h, w, 3)`, normalised; the last partial
+        batch is dropped (static shapes for TPUs); prefetched.
+
+    Example:
+    ```python
+    ds = pretraining_dataset("digits", batch_size=128, seed=0)  # preset "digits", 32 px
+    model.fit(ds, epochs=10)
+    ```
+    """
+    head = _pipeline_head(locals(), shuffle=True, min_batch=2)
+    config = head.config
+    if head.num_examples is not None and head.num_examples < head.batch:
+        raise ValueError(
+            f"the source has {head.num_examples} images per input pipeline, "
+            f"fewer than one batch of {head.batch}"
+        )
+    if head.fixed_size:
+        images = parallel_map(head.dataset, lambda image, label: image)
+        dataset = _map_batches(
+            head,
+            images,
+            lambda images, s: aug.two_views(images, config, seed=s),
+            _VIEWS_BATCHED,
+            drop_remainder=True,
+        )
+    else:  # images of varying size: two crops per image, then the batched rest
+        crops = _map_images(
+            head, lambda image, label, s: aug.crop_pair(image, config, seed=s), _CROPS_PER_IMAGE
+        )
+        dataset = _map_batches(
+            head,
+            crops,
+            lambda views, s: aug.finish_views(*views, config, seed=s),
+            _VIEWS_FINISH,
+            drop_remainder=True,
+        )
+    return dataset.prefetch(AUTOTUNE)
+
+
+def labeled_dataset(
+    source, *, batch_size, image_size=None, preset=None, split="train", shuffle=False, shuffle_buffer=None,
+    seed=None, input_context=None, cache=None, data_dir=None, augment=None, train_augment=False,
+    drop_remainder=False,
+):  # fmt: skip
+    """A `tf.data.Dataset` of `(image, label)` batches for evaluation (linear probe, kNN,
+    fine-tuning), normalised exactly like the pretraining views.
+
+    Images are centre-cropped (`eval_crop_fraction` of the shorter side: 0.875 for
+    `"imagenet"`, the whole image for the small presets) and resized with the pretraining
+    sampler. `train_augment=True` instead takes a random resized crop (view A's scale and
+    ratio) and flips with view A's probability — the usual fine-tuning augmentation
+    (`keras_barlow.augment.random_crop_flip`).
+
+    Args:
+        source, batch_size, image_size, preset, split, shuffle_buffer, seed, input_context,
+        cache, data_dir, augment: as in `pretraining_dataset`.
+        shuffle: shuffle the examples (default False: a fixed order for evaluation).
+        train_augment: random crop + flip (see above).
+        drop_remainder: drop the last partial batch.
+
+    Returns:
+        Batches `(images, labels)`: float32 `(batch, h, w, 3)` and int64 `(batch,)`.
+
+    Example:
+    ```python
+    test = labeled_dataset("digits", batch_size=256, split="test")
+    ```
+    """
+    head = _pipeline_head(locals(), shuffle=shuffle, min_batch=1)
+    if not head.source.has_labels:
+        raise ValueError(
+            "labeled_dataset needs labels: this source has none (a flat folder, a bare array or a dataset "
+            "of images); use class sub-folders, (images, labels), or (image, label) elements"
+        )
+    config = head.config
+    view = config.view_a
+
+    def crop(images, s):  # batched (n, h, w, c) images → float RGB [0, 1] of the output size
+        images = aug.to_float_rgb(images)
+        if not train_augment:
+            return aug.center_crop_resize(images, config.image_size, config.eval_crop_fraction)
+        return aug.random_crop_flip(
+            images,
+            s,
+            size=config.image_size,
+            scale=view.crop_scale,
+            ratio=view.crop_ratio,
+            flip_prob=view.flip_prob,
+        )
+
+    if head.fixed_size:
+        dataset = _map_batches(
+            head,
+            head.dataset,
+            lambda b, s: (aug.normalize(crop(b[0], s), config), b[1]),
+            _LABELED_BATCHED,
+            drop_remainder=drop_remainder,
+        )
+    else:
+        dataset = _map_images(
+            head, lambda image, label, s: (crop(image[None], s)[0], label), _LABELED_PER_IMAGE
+        )
+        dataset = dataset.batch(head.batch, drop_remainder=drop_remainder)
+        dataset = parallel_map(dataset, lambda images, labels: (aug.normalize(images, config), labels))
+    return dataset.prefetch(AUTOTUNE)
+
+
+def throughput(dataset, *, batches=20, warmup=2):
+    """Measures how many examples per second a dataset delivers (e.g. `(view_a, view_b)`
+    pairs of `pretraining_dataset`), to check the input pipeline keeps up with training.
+
+    Args:
+        dataset: a batched `tf.data.Dataset` (it is repeated as needed).
+        batches: batches timed after `warmup` untimed ones (tracing, buffers filling).
+        warmup: untimed batches first.
+
+    Returns:
+        Examples (first-axis rows of the first component) per second.
+
+    Example:
+    ```python
+    throughput(pretraining_dataset("digits", batch_size=256, preset="digits"))
+    ```
+    """
+    iterator = iter(dataset.repeat())
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    count = 0
+    for _ in range(batches):
+        element = next(iterator)
+        count += int(tf.shape(tf.nest.flatten(element)[0])[0])
+    return count / (time.perf_counter() - start)

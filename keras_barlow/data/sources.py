@@ -1,0 +1,266 @@
+"""Image sources → one `Source`: a `tf.data.Dataset` of `(image, label)` and what is known
+about it (decoding, static image shape, size, labels).
+
+Sources, all read with TF graph ops (so the pipeline runs on a TPU host and inside
+`strategy.distribute_datasets_from_function`):
+
+- `"digits"`: scikit-learn's bundled handwritten digits (1,797 real 8×8 grey images,
+  10 classes), fixed stratified split (25 % test, `random_state=0`). Nothing is downloaded.
+- a TFDS name (`"cifar10"`, `"stl10"`, `"imagenet2012"`, …) read from `data_dir` (a local
+  folder or a `gs://` bucket where it was prepared; nothing is downloaded);
+- a directory of image files or an `ImageFolder`: class sub-folders or flat. Files that
+  are not images are skipped and counted when scanned; files that fail to decode later are
+  skipped too;
+- a NumPy array `(n, h, w[, c])`, or a tuple `(images, labels)`;
+- a `tf.data.Dataset` of images, `(image, label)` tuples or `{"image", "label"}` dicts.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_barlow.data.folders import ImageFolder, scan_image_folder
+
+AUTOTUNE = tf.data.AUTOTUNE
+DIGITS_TEST_FRACTION = 0.25
+NO_LABEL = -1
+
+
+def load_digits_arrays(split="train"):
+    """scikit-learn's digits as arrays, with the package's fixed split.
+
+    Args:
+        split: `"train"` (1,347 images), `"test"` (450; stratified 25 %,
+            `train_test_split(random_state=0)`) or `"all"` (1,797).
+
+    Returns:
+        `(images, labels)`: uint8 `(n, 8, 8, 1)` in [0, 255] (sklearn's 0–16 scaled), int64 `(n,)`.
+
+    Example:
+    >>> images, labels = load_digits_arrays("test")
+    >>> images.shape, labels.shape
+    ((450, 8, 8, 1), (450,))
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"digits has the splits 'train', 'test' and 'all', got {split!r}")
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    if split == "all":
+        return images, labels
+    train, test = train_test_split(
+        np.arange(len(labels)), test_size=DIGITS_TEST_FRACTION, stratify=labels, random_state=0
+    )
+    index = np.sort(train if split == "train" else test)
+    return images[index], labels[index]
+
+
+@dataclasses.dataclass
+class Source:
+    """A resolved source (see `resolve_source`).
+
+    Attributes:
+        dataset: elements `(image or encoded image, int64 label)`.
+        decode: element image → `(h, w, c)` image, or None when already decoded.
+        image_shape: static `(h, w, c)` after decoding, None when sizes vary.
+        num_examples: number of elements, None when unknown.
+        may_fail: decoding may fail (files): the pipelines skip those elements.
+        cacheable: worth caching decoded (TFDS, folders).
+        has_labels: whether the labels are real (else all -1).
+    """
+
+    dataset: tf.data.Dataset
+    decode: object = None
+    image_shape: tuple = None
+    num_examples: int = None
+    may_fail: bool = False
+    cacheable: bool = False
+    has_labels: bool = True
+
+
+def parallel_map(dataset, fn):
+    """`dataset.map(fn)` in parallel (order kept), traced without AutoGraph: the functions
+    here have no data-dependent Python control flow, and conversion made tracing ~10× slower."""
+    return dataset.map(tf.autograph.experimental.do_not_convert(fn), num_parallel_calls=AUTOTUNE)
+
+
+def _check_image_spec(shape, dtype, what):
+    shape = tf.TensorShape(shape)
+    if dtype == tf.string:
+        raise ValueError(
+            f"{what}: expected decoded images, got strings; decode them first (tf.io.decode_image)"
+        )
+    if not (dtype == tf.uint8 or dtype.is_floating):
+        raise ValueError(f"{what}: expected uint8 [0, 255] or float [0, 1] images, got dtype {dtype.name}")
+    if shape.rank != 3 or shape[-1] not in (1, 3):
+        raise ValueError(
+            f"{what}: expected images of shape (height, width, 1 or 3), got {shape}; "
+            "add a channel axis to grey images, drop alpha with [..., :3]"
+        )
+
+
+def _no_label():
+    return tf.constant(NO_LABEL, tf.int64)
+
+
+def array_source(images, labels=None):
+    """A `Source` of in-memory images `(n, h, w[, c])` and optional labels `(n,)`."""
+    images = np.asarray(images)
+    if images.ndim == 3:  # (n, h, w) grey
+        images = images[..., None]
+    if images.ndim != 4:
+        raise ValueError(f"expected an array of images (n, h, w) or (n, h, w, c), got shape {images.shape}")
+    if images.dtype.kind in "USOb":
+        raise ValueError(
+            f"array source: expected uint8 [0, 255] or float [0, 1] pixels, got dtype {images.dtype} "
+            "(strings or objects? decode files first)"
+        )
+    _check_image_spec(images.shape[1:], tf.as_dtype(images.dtype), "array source")
+    if labels is None:
+        labels = np.full([len(images)], NO_LABEL, np.int64)
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if len(labels) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels")
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    return Source(dataset, image_shape=images.shape[1:], num_examples=len(images))
+
+
+def tf_dataset_source(dataset):
+    """A `Source` of a `tf.data.Dataset` of images, `(image, label)` or `{"image", "label"}`
+    (batched or not; grey images without a channel axis are given one)."""
+    spec = dataset.element_spec
+    if isinstance(spec, dict):
+        if "image" not in spec:
+            raise ValueError(f"a dataset of dicts needs an 'image' key, got keys {sorted(spec)}")
+        has_labels = "label" in spec
+        dataset = parallel_map(dataset, lambda e: (e["image"], e["label"] if has_labels else _no_label()))
+    elif isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise ValueError(f"expected dataset elements image or (image, label), got a tuple of {len(spec)}")
+        has_labels = True
+    elif isinstance(spec, tf.TensorSpec):
+        has_labels = False
+        dataset = parallel_map(dataset, lambda image: (image, _no_label()))
+    else:
+        raise ValueError(f"expected dataset elements image, (image, label) or a dict, got {spec}")
+    image_spec = dataset.element_spec[0]
+    if image_spec.shape.rank == 4:  # batched: unbatch, this pipeline batches itself
+        dataset = dataset.unbatch()
+        image_spec = dataset.element_spec[0]
+    if image_spec.shape.rank == 2:
+        dataset = parallel_map(dataset, lambda image, label: (image[..., None], label))
+        image_spec = dataset.element_spec[0]
+    _check_image_spec(image_spec.shape, image_spec.dtype, "dataset source")
+    dataset = parallel_map(dataset, lambda image, label: (image, tf.cast(label, tf.int64)))
+    shape = tuple(image_spec.shape) if image_spec.shape.is_fully_defined() else None
+    cardinality = int(dataset.cardinality())
+    num_examples = cardinality if cardinality >= 0 else None
+    return Source(dataset, image_shape=shape, num_examples=num_examples, has_labels=has_labels)
+
+
+def folder_source(folder):
+    """A `Source` of an `ImageFolder`'s files, decoded (and skipped if undecodable) later."""
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(folder.files, tf.string), tf.constant(folder.labels, tf.int64))
+    )
+
+    def decode(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return tf.ensure_shape(image, [None, None, 3])
+
+    return Source(
+        dataset,
+        decode=decode,
+        num_examples=len(folder.files),
+        may_fail=True,
+        cacheable=True,
+        has_labels=bool(folder.class_names),
+    )
+
+
+def tfds_source(name, split, data_dir, seed):
+    """A `Source` of a prepared TFDS dataset (nothing is downloaded); images decoded later."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"unknown source {name!r}: not 'digits', not an existing directory, and not a TFDS dataset name"
+        ) from None
+    features = builder.info.features
+    image_keys = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+    if not image_keys:
+        raise ValueError(f"TFDS dataset {name!r} has no image feature (features: {list(features)})")
+    image_key = "image" if "image" in image_keys else image_keys[0]
+    label_key = "label" if "label" in features else None
+    try:
+        dataset = builder.as_dataset(
+            split=split,
+            shuffle_files=True,
+            decoders={image_key: tfds.decode.SkipDecoding()},
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
+        )
+    except AssertionError as error:  # tfds: "could not find data in ..."
+        raise ValueError(
+            f"TFDS dataset {name!r} is not prepared in data_dir={data_dir!r} and nothing is downloaded "
+            f"here; prepare it (tfds build / download_and_prepare) and pass its data_dir. ({error})"
+        ) from None
+    dataset = parallel_map(
+        dataset,
+        lambda e: (e[image_key], tf.cast(e[label_key], tf.int64) if label_key else _no_label()),
+    )
+    image_feature = features[image_key]
+    shape = tuple(image_feature.shape)
+    try:
+        num_examples = builder.info.splits[split].num_examples
+    except (KeyError, ValueError, TypeError):
+        num_examples = None
+    return Source(
+        dataset,
+        decode=image_feature.decode_example,
+        image_shape=shape if None not in shape else None,
+        num_examples=num_examples,
+        cacheable=True,
+        has_labels=label_key is not None,
+    )
+
+
+def resolve_source(source, *, split="train", data_dir=None, seed=None):
+    """Turns any supported source (see the module docstring) into a `Source`.
+
+    Args:
+        source: `"digits"`, a TFDS name, a directory, an `ImageFolder`, a NumPy array (or
+            `(images, labels)`), or a `tf.data.Dataset`.
+        split: split of `"digits"` / TFDS sources.
+        data_dir: TFDS data directory.
+        seed: TFDS file-shuffle seed.
+
+    Returns:
+        A `Source`.
+    """
+    if isinstance(source, ImageFolder):
+        return folder_source(source)
+    if isinstance(source, tf.data.Dataset):
+        return tf_dataset_source(source)
+    if isinstance(source, (str, os.PathLike)):
+        source = os.fspath(source)
+        if source == "digits":
+            return array_source(*load_digits_arrays(split))
+        looks_like_path = source.startswith(("/", ".", "~")) or "://" in source or os.sep + os.sep in source
+        if tf.io.gfile.isdir(source) or looks_like_path:
+            return folder_source(scan_image_folder(os.path.expanduser(source)))
+        return tfds_source(source, split, data_dir, seed)
+    if isinstance(source, tuple) and len(source) == 2:
+        return array_source(*source)
+    if isinstance(source, (np.ndarray, list)) or hasattr(source, "__array__"):
+        return array_source(source)
+    raise ValueError(
+        f"unsupported source {type(source).__name__}: use 'digits', a TFDS name, a directory, "
+        "a NumPy array, (images, labels), or a tf.data.Dataset of images"
+    )
