@@ -63,7 +63,6 @@ def pyramid_level_names(model):
 # --- fault tolerance and distribution -------------------------------------------------------
 
 
-<<<<<<< HEAD
 def set_initial_epoch(model, epoch):
     """Makes `fit` start at `epoch`, as `keras.callbacks.BackupAndRestore` does on restore.
 
@@ -97,7 +96,8 @@ def fix_keras_hub_retinanet_head_bias(model):
     box_bias = model.box_head.prediction_layer.bias
     cls_bias.assign(np.full(cls_bias.shape, -np.log((1 - prior) / prior), dtype="float32"))
     box_bias.assign(np.zeros(box_bias.shape, dtype="float32"))
-=======
+
+
 # --- evaluation -----------------------------------------------------------------------------
 
 OPTIMIZER_VARIABLE_INDEX_VERIFIED = ((3, 10), (3, 16))
@@ -113,4 +113,3 @@ def optimizer_variable_index(optimizer, variable):
     Verified on Keras 3.10 – 3.15.1.
     """
     return optimizer._get_variable_index(variable)
->>>>>>> arch-eval
