@@ -1,8 +1,7 @@
 """Random resized crop + flip for evaluation, and cached features of augmented copies.
 
-`crop_flip_augmentation` is a second copy of the augment package's crop+flip (it calls
-`keras_barlow.augment.sample_crop_boxes` / `crop_resize`, then flips): kept here until the
-augment package exposes a public per-image crop+flip for batches, which should replace it.
+`crop_flip_augmentation` binds the augment package's `random_crop_flip` to the linear
+evaluation's parameters.
 """
 
 import numpy as np
@@ -25,22 +24,10 @@ def crop_flip_augmentation(scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.
     linear_probe(encoder, train, test, augmentations=4, augment=augment)
     ```
     """
-    from keras_barlow import augment as aug
+    from keras_barlow.augment import random_crop_flip
 
     def apply(images, seed):
-        import tensorflow as tf
-
-        images = tf.convert_to_tensor(images, tf.float32)
-        seed = tf.constant([seed, 0], tf.int64) if isinstance(seed, int) else tf.cast(seed, tf.int64)
-        shape = tf.shape(images)
-        n = shape[0]
-        seed_crop, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        window = aug.sample_crop_boxes(
-            seed_crop, tf.fill([n], shape[1]), tf.fill([n], shape[2]), scale, ratio
-        )
-        out = aug.crop_resize(images, *window, (images.shape[1], images.shape[2]))
-        flip = tf.random.stateless_uniform([n], seed_flip) < flip_prob
-        return tf.where(flip[:, None, None, None], tf.reverse(out, axis=[2]), out)
+        return random_crop_flip(images, seed, scale=scale, ratio=ratio, flip_prob=flip_prob)
 
     return apply
 

@@ -19,6 +19,7 @@ import keras_hub
 import numpy as np
 
 from keras_barlow import _compat
+from keras_barlow.augment import check_mean_std
 from keras_barlow.model import unsynchronized_batchnorm
 
 PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
@@ -63,7 +64,7 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
     ):
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
-        mean, std = _check_mean_std(mean, std)
+        mean, std = check_mean_std(mean, std)
         max_pixel_value = float(max_pixel_value)
         if not max_pixel_value > 0:
             raise ValueError(f"max_pixel_value must be positive (255 or 1.0), got {max_pixel_value}")
@@ -128,21 +129,6 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
             config["dtype"] = keras.dtype_policies.get(config["dtype"])
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         return cls(**config)
-
-
-def _check_mean_std(mean, std):
-    try:
-        mean = tuple(float(v) for v in mean)
-        std = tuple(float(v) for v in std)
-    except TypeError as err:
-        raise ValueError(
-            f"mean and std must be 3 numbers each (one per RGB channel), got {mean!r}, {std!r}"
-        ) from err
-    if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"mean and std need one value per RGB channel (3), got {mean} and {std}")
-    if min(std) <= 0:
-        raise ValueError(f"std must be positive, got {std}")
-    return mean, std
 
 
 def _pyramid_of(encoder):
@@ -256,7 +242,7 @@ def _mean_std(spec):
     if isinstance(spec, dict):
         if "mean" not in spec or "std" not in spec:
             raise ValueError(f"preprocessing needs 'mean' and 'std', got keys {sorted(spec)}")
-        return _check_mean_std(spec["mean"], spec["std"])
+        return check_mean_std(spec["mean"], spec["std"])
     raise ValueError(
         "preprocessing must be None, a preset name, an AugmentationConfig or a dict with mean/std, "
         f"got {type(spec).__name__}"
