@@ -65,7 +65,7 @@ def test_notebook_runs_every_cell_in_smoke_mode_and_resumes(name, tmp_path, monk
     assert resumed_at and int(resumed_at.group(1)) >= 1, resume_output[-3000:]
     assert "done:" in resume_output
 
-    run_name = re.search(r"RUN_NAME = '([^']+)'", notebook.cells[1].source).group(1)
+    run_name = re.search(r"RUN_NAME = [\"']([^\"']+)[\"']", notebook.cells[1].source).group(1)
     output_dir = tmp_path / "colab_runs" / run_name
     summary = json.loads((output_dir / "summary.json").read_text())
     assert summary["optimizer_steps"] == 4 * 2  # --epochs 4 × the smoke run's 2 steps, none repeated or lost
