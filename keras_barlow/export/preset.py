@@ -1,0 +1,117 @@
+"""The KerasHub preset inside an export: `Backbone.from_preset` / `ImageClassifier.from_preset`.
+
+`write_preset(encoder, directory)` writes what `backbone.save_to_preset` writes
+(`config.json`, `model.weights.h5`, `metadata.json`) plus `preprocessor.json` and
+`image_converter.json`: an image converter that resizes to the pretraining size and
+normalises raw 0–255 RGB pixels as in pretraining. In a fresh process:
+
+```python
+import keras_barlow  # registers the classes named in the preset
+import keras_hub
+
+backbone = keras_hub.models.Backbone.from_preset("savedmodels/digits/keras_hub_preset")
+classifier = keras_hub.models.ImageClassifier.from_preset("savedmodels/digits/keras_hub_preset", num_classes=10)
+classifier.fit(images_0_255, labels)  # the preprocessor normalises them
+```
+
+KerasHub finds the task class for a preset by the *exact* backbone class in
+`config.json` (`keras_hub.src.utils.preset_utils.find_subclass`, verified on KerasHub
+0.32), so each encoder class of `keras_barlow.export.pretrained` has its classifier and
+preprocessor classes here.
+"""
+
+import os
+
+import keras
+import keras_hub
+
+from keras_barlow.export.pretrained import PretrainedEncoder, PretrainedResNetBackbone, pretraining_preprocessing
+
+RAW_PIXEL_MAX = 255.0  # KerasHub image converters take raw pixels
+
+
+
+
+@keras.saving.register_keras_serializable(package="keras_barlow")
+class PretrainedResNetImageClassifierPreprocessor(keras_hub.models.ImageClassifierPreprocessor):
+    """KerasHub's image-classifier preprocessor for a `PretrainedResNetBackbone` preset."""
+
+    backbone_cls = PretrainedResNetBackbone
+    image_converter_cls = keras_hub.layers.ResNetImageConverter
+
+
+@keras.saving.register_keras_serializable(package="keras_barlow")
+class PretrainedResNetImageClassifier(keras_hub.models.ImageClassifier):
+    """KerasHub's `ImageClassifier` on a `PretrainedResNetBackbone` (what `from_preset` builds)."""
+
+    backbone_cls = PretrainedResNetBackbone
+    preprocessor_cls = PretrainedResNetImageClassifierPreprocessor
+
+
+@keras.saving.register_keras_serializable(package="keras_barlow")
+class PretrainedEncoderImageClassifierPreprocessor(keras_hub.models.ImageClassifierPreprocessor):
+    """KerasHub's image-classifier preprocessor for a `PretrainedEncoder` preset."""
+
+    backbone_cls = PretrainedEncoder
+    image_converter_cls = keras_hub.layers.ImageConverter
+
+
+@keras.saving.register_keras_serializable(package="keras_barlow")
+class PretrainedEncoderImageClassifier(keras_hub.models.ImageClassifier):
+    """KerasHub's `ImageClassifier` on a `PretrainedEncoder` (what `from_preset` builds)."""
+
+    backbone_cls = PretrainedEncoder
+    preprocessor_cls = PretrainedEncoderImageClassifierPreprocessor
+
+
+PREPROCESSORS = {
+    PretrainedResNetBackbone: PretrainedResNetImageClassifierPreprocessor,
+    PretrainedEncoder: PretrainedEncoderImageClassifierPreprocessor,
+}
+
+
+def image_converter(encoder):
+    """KerasHub image converter for raw 0–255 RGB: resize, then the pretraining normalisation.
+
+    Args:
+        encoder: a `PretrainedResNetBackbone` or `PretrainedEncoder`.
+
+    Returns:
+        A `keras_hub.layers.ImageConverter` (the subclass the preset's preprocessor expects)
+        computing `(x / 255 * max_pixel_value - mean) / std` at the pretraining image size.
+    """
+    spec = pretraining_preprocessing(encoder)
+    if spec is None:
+        raise ValueError(
+            f"{type(encoder).__name__} records no pretraining normalisation; make it with "
+            "keras_barlow.export.with_pretraining_preprocessing(encoder, {'mean': ..., 'std': ...})"
+        )
+    preprocessor = PREPROCESSORS[type(encoder)]
+    pixel = spec["max_pixel_value"] / RAW_PIXEL_MAX
+    return preprocessor.image_converter_cls(
+        image_size=None if spec["image_size"] is None else tuple(spec["image_size"]),
+        scale=[pixel / s for s in spec["std"]],
+        offset=[-m / s for m, s in zip(spec["mean"], spec["std"])],
+        interpolation="bilinear",
+    )
+
+
+def write_preset(encoder, directory):
+    """Writes `encoder` as a KerasHub preset directory with its normalising preprocessor.
+
+    Args:
+        encoder: a `PretrainedResNetBackbone` or `PretrainedEncoder` (see
+            `keras_barlow.export.with_pretraining_preprocessing`).
+        directory: the preset directory (created).
+
+    Returns:
+        The sorted list of file names written.
+    """
+    if type(encoder) not in PREPROCESSORS:
+        raise ValueError(
+            f"write_preset needs a PretrainedResNetBackbone or PretrainedEncoder, got {type(encoder).__name__}; "
+            "convert it with keras_barlow.export.with_pretraining_preprocessing"
+        )
+    encoder.save_to_preset(directory)
+    PREPROCESSORS[type(encoder)](image_converter=image_converter(encoder)).save_to_preset(directory)
+    return sorted(os.listdir(directory))
