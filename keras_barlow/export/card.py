@@ -225,7 +225,9 @@ def _architecture(encoder):
         for k in ("depth", "width", "small_images", "zero_init_residual", "block_type", "stackwise_num_filters")
         if k in config
     }
-    registered = keras.saving.get_registered_name(type(encoder))
+    from keras_barlow.export.pretrained import trained_class_name
+
+    registered = trained_class_name(encoder)
     feature_shape = encoder.compute_output_shape((None, *encoder.inputs[0].shape[1:]))
     pyramid = getattr(encoder, "pyramid_outputs", None) or {}
     return {

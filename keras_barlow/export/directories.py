@@ -51,12 +51,14 @@ def staging_directory(directory):
 def carry_over_foreign_files(directory, staging):
     """Copies every entry of `directory` that is not part of an export into `staging`.
 
+    Entries `staging` already has (e.g. a README the caller just wrote) are left as they are.
+
     Returns:
         The sorted names copied (e.g. `["README.md", "cross_correlation.png"]`).
     """
     if not os.path.isdir(directory):
         return []
-    foreign = sorted(set(os.listdir(directory)) - EXPORT_ENTRIES)
+    foreign = sorted(set(os.listdir(directory)) - EXPORT_ENTRIES - set(os.listdir(staging)))
     for name in foreign:
         source, target = os.path.join(directory, name), os.path.join(staging, name)
         if os.path.isdir(source) and not os.path.islink(source):

@@ -99,6 +99,15 @@ def pretraining_preprocessing(encoder):
     )
 
 
+def trained_class_name(encoder):
+    """The registered name of the class the encoder was trained as (before any record was added)."""
+    if isinstance(encoder, PretrainedResNetBackbone):
+        return keras.saving.get_registered_name(BarlowResNetBackbone)
+    if isinstance(encoder, PretrainedEncoder):
+        return encoder.encoder_config.get("registered_name") or encoder.encoder_config.get("class_name")
+    return keras.saving.get_registered_name(type(encoder))
+
+
 def with_pretraining_preprocessing(encoder, spec):
     """A copy of `encoder` (same graph, layer names and weights) whose config holds `spec`.
 
