@@ -79,10 +79,16 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     quickstart_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--export", default=None, help="a quick-start export directory (default: run the quick start)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
-        "--reexport", action="store_true", help="re-export --output itself (no retraining; the card's figures kept)"
+        "--export", default=None, help="a quick-start export directory (default: run the quick start)"
+    )
+    parser.add_argument(
+        "--reexport",
+        action="store_true",
+        help="re-export --output itself (no retraining; the card's figures kept)",
     )
     parser.add_argument("--output", default=os.path.join(REPO, "savedmodels", "digits"))
     args = parser.parse_args(argv)

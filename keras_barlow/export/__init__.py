@@ -32,13 +32,6 @@ from keras_barlow.export.layout import (
     SERVING_ENDPOINT,
 )
 from keras_barlow.export.loading import check_archive, load_encoder, model_card, read_model_card
-from keras_barlow.export.pretrained import (
-    PretrainedEncoder,
-    PretrainedResNetBackbone,
-    check_pretraining_preprocessing,
-    pretraining_preprocessing,
-    with_pretraining_preprocessing,
-)
 from keras_barlow.export.preset import (
     PretrainedEncoderImageClassifier,
     PretrainedEncoderImageClassifierPreprocessor,
@@ -46,6 +39,13 @@ from keras_barlow.export.preset import (
     PretrainedResNetImageClassifierPreprocessor,
     image_converter,
     write_preset,
+)
+from keras_barlow.export.pretrained import (
+    PretrainedEncoder,
+    PretrainedResNetBackbone,
+    check_pretraining_preprocessing,
+    pretraining_preprocessing,
+    with_pretraining_preprocessing,
 )
 from keras_barlow.export.writer import (
     export_encoder,

@@ -67,7 +67,10 @@ def encoder_and_settings(model_or_encoder):
             settings["steps"] = steps
             settings["optimizer"] = type(optimizer).__name__
             last_epoch_loss = float(keras.ops.convert_to_numpy(model.loss_tracker.result()))
-            if math.isfinite(last_epoch_loss) and float(keras.ops.convert_to_numpy(model.loss_tracker.count)) > 0:
+            if (
+                math.isfinite(last_epoch_loss)
+                and float(keras.ops.convert_to_numpy(model.loss_tracker.count)) > 0
+            ):
                 settings["last_epoch_loss"] = last_epoch_loss
         return model.encoder, settings
     if not isinstance(model_or_encoder, keras.Model) or not getattr(model_or_encoder, "inputs", None):
@@ -82,7 +85,11 @@ def export_image_shape(encoder, pretraining, image_size):
     """The `(height, width, 3)` the export serves: given, declared by the encoder, or the model's."""
     declared = tuple(encoder.inputs[0].shape[1:])
     if image_size is not None:
-        size = (int(image_size), int(image_size)) if np.ndim(image_size) == 0 else tuple(int(s) for s in image_size)
+        size = (
+            (int(image_size), int(image_size))
+            if np.ndim(image_size) == 0
+            else tuple(int(s) for s in image_size)
+        )
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"metadata['image_size'] must be an int or (height, width), got {image_size!r}")
         shape = (*size, declared[-1])
@@ -110,7 +117,9 @@ def preprocessing_from_metadata(metadata):
     augmentation = metadata.pop("augmentation", None)
     preprocessing = metadata.pop("preprocessing", None)
     if augmentation is not None and preprocessing is not None:
-        raise ValueError("give metadata 'augmentation' or 'preprocessing', not both (the first implies the second)")
+        raise ValueError(
+            "give metadata 'augmentation' or 'preprocessing', not both (the first implies the second)"
+        )
     if augmentation is not None:
         from keras_barlow import augment
 
@@ -119,13 +128,16 @@ def preprocessing_from_metadata(metadata):
         return {"mean": list(config.mean), "std": list(config.std), "source": "augmentation config"}
     if preprocessing is None:
         warnings.warn(
-            "export_encoder: no 'augmentation' or 'preprocessing' in metadata; recording the ImageNet mean/std "
-            "that every keras_barlow augmentation preset uses. Pass metadata={'augmentation': config} to be exact.",
+            "export_encoder: no 'augmentation' or 'preprocessing' in metadata; recording the ImageNet "
+            "mean/std that every keras_barlow augmentation preset uses. Pass "
+            "metadata={'augmentation': config} to be exact.",
             stacklevel=3,
         )
         return {"mean": list(DEFAULT_MEAN), "std": list(DEFAULT_STD), "source": "default (ImageNet mean/std)"}
     if not isinstance(preprocessing, dict) or "mean" not in preprocessing or "std" not in preprocessing:
-        raise ValueError(f"metadata['preprocessing'] must be a dict with 'mean' and 'std', got {preprocessing!r}")
+        raise ValueError(
+            f"metadata['preprocessing'] must be a dict with 'mean' and 'std', got {preprocessing!r}"
+        )
     mean = [float(v) for v in preprocessing["mean"]]
     std = [float(v) for v in preprocessing["std"]]
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
@@ -150,7 +162,9 @@ def metadata_from_card(card):
     metadata = {
         **(card.get("extra") or {}),
         "image_size": list(card["input"]["image_shape"][:2]),
-        "preprocessing": {k: card["preprocessing"][k] for k in ("mean", "std", "source") if k in card["preprocessing"]},
+        "preprocessing": {
+            k: card["preprocessing"][k] for k in ("mean", "std", "source") if k in card["preprocessing"]
+        },
         "pretraining": dict(card.get("pretraining") or {}),
         "augmentation_config": card.get("augmentation"),
     }
@@ -201,7 +215,8 @@ def build_card(encoder, pretraining, metadata, image_shape, preprocessing):
         "preprocessing": {
             **preprocessing,
             "formula": "x = (rgb - mean) / std, rgb in [0, 1], at input size image_shape",
-            "in_encoder_config": "keras_barlow.export.pretraining_preprocessing(keras.models.load_model(encoder.keras))",
+            "in_encoder_config": "keras_barlow.export.pretraining_preprocessing("
+            "keras.models.load_model(encoder.keras))",
         },
         "pretraining": pretraining,
         "training": training,
@@ -215,14 +230,23 @@ def build_card(encoder, pretraining, metadata, image_shape, preprocessing):
     try:
         return json.loads(json.dumps(_jsonable(card)))
     except (TypeError, ValueError) as err:
-        raise ValueError(f"metadata must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from None
+        raise ValueError(
+            f"metadata must be JSON-serialisable (numbers, strings, lists, dicts): {err}"
+        ) from None
 
 
 def _architecture(encoder):
     config = encoder.get_config() if hasattr(encoder, "get_config") else {}
     summary = {
         k: config[k]
-        for k in ("depth", "width", "small_images", "zero_init_residual", "block_type", "stackwise_num_filters")
+        for k in (
+            "depth",
+            "width",
+            "small_images",
+            "zero_init_residual",
+            "block_type",
+            "stackwise_num_filters",
+        )
         if k in config
     }
     from keras_barlow.export.pretrained import trained_class_name

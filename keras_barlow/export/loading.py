@@ -54,7 +54,9 @@ def load_encoder(directory):
             "Write one with keras_barlow.export_encoder(model, directory)."
         )
     if not os.path.isdir(path):
-        raise ValueError(f"{path} is a file, not an export directory (expected {ENCODER_FILE} and {CARD_FILE} in it)")
+        raise ValueError(
+            f"{path} is a file, not an export directory (expected {ENCODER_FILE} and {CARD_FILE} in it)"
+        )
     keras_path = os.path.join(path, ENCODER_FILE)
     if not os.path.isfile(keras_path):
         found = sorted(os.listdir(path)) or "nothing"
@@ -83,12 +85,16 @@ def read_model_card(directory):
     """The model card (`model_card.json`) of an export directory, as a dict."""
     path = os.path.join(os.fspath(directory), CARD_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {CARD_FILE} in {directory}: not an encoder export (or an incomplete copy of one)")
+        raise FileNotFoundError(
+            f"no {CARD_FILE} in {directory}: not an encoder export (or an incomplete copy of one)"
+        )
     try:
         with open(path) as f:
             card = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): the card is damaged; export the encoder again") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({err}): the card is damaged; export the encoder again"
+        ) from None
     if not isinstance(card, dict) or "preprocessing" not in card:
         raise ValueError(f"{path} is not a keras_barlow model card (no 'preprocessing' entry)")
     return card
@@ -135,7 +141,9 @@ def check_archive(keras_path, card):
         with zipfile.ZipFile(keras_path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise ValueError(f"{keras_path} is a damaged .keras archive ({err}). Export the encoder again.") from None
+        raise ValueError(
+            f"{keras_path} is a damaged .keras archive ({err}). Export the encoder again."
+        ) from None
     if bad is not None:
         raise ValueError(
             f"{keras_path} is a damaged .keras archive ({bad} fails its CRC check). Export the encoder again."

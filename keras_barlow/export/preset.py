@@ -9,8 +9,9 @@ normalises raw 0–255 RGB pixels as in pretraining. In a fresh process:
 import keras_barlow  # registers the classes named in the preset
 import keras_hub
 
-backbone = keras_hub.models.Backbone.from_preset("savedmodels/digits/keras_hub_preset")
-classifier = keras_hub.models.ImageClassifier.from_preset("savedmodels/digits/keras_hub_preset", num_classes=10)
+preset = "savedmodels/digits/keras_hub_preset"
+backbone = keras_hub.models.Backbone.from_preset(preset)
+classifier = keras_hub.models.ImageClassifier.from_preset(preset, num_classes=10)
 classifier.fit(images_0_255, labels)  # the preprocessor normalises them
 ```
 
@@ -25,45 +26,48 @@ import os
 import keras
 import keras_hub
 
-from keras_barlow.export.pretrained import PretrainedEncoder, PretrainedResNetBackbone, pretraining_preprocessing
+from keras_barlow.export.pretrained import (
+    PretrainedEncoder,
+    PretrainedResNetBackbone,
+    pretraining_preprocessing,
+)
 
 RAW_PIXEL_MAX = 255.0  # KerasHub image converters take raw pixels
 
 
+def _classifier_classes(backbone_cls, converter_cls):
+    """Registers KerasHub's ImageClassifier and its preprocessor for `backbone_cls` presets."""
+    name = backbone_cls.__name__.replace("Backbone", "")
+    preprocessor = type(
+        f"{name}ImageClassifierPreprocessor",
+        (keras_hub.models.ImageClassifierPreprocessor,),
+        {
+            "__module__": __name__,
+            "__doc__": f"KerasHub's image-classifier preprocessor for a `{backbone_cls.__name__}` preset.",
+            "backbone_cls": backbone_cls,
+            "image_converter_cls": converter_cls,
+        },
+    )
+    classifier = type(
+        f"{name}ImageClassifier",
+        (keras_hub.models.ImageClassifier,),
+        {
+            "__module__": __name__,
+            "__doc__": f"KerasHub's `ImageClassifier` for `{backbone_cls.__name__}` presets.",
+            "backbone_cls": backbone_cls,
+            "preprocessor_cls": preprocessor,
+        },
+    )
+    register = keras.saving.register_keras_serializable(package="keras_barlow")
+    return register(preprocessor), register(classifier)
 
 
-@keras.saving.register_keras_serializable(package="keras_barlow")
-class PretrainedResNetImageClassifierPreprocessor(keras_hub.models.ImageClassifierPreprocessor):
-    """KerasHub's image-classifier preprocessor for a `PretrainedResNetBackbone` preset."""
-
-    backbone_cls = PretrainedResNetBackbone
-    image_converter_cls = keras_hub.layers.ResNetImageConverter
-
-
-@keras.saving.register_keras_serializable(package="keras_barlow")
-class PretrainedResNetImageClassifier(keras_hub.models.ImageClassifier):
-    """KerasHub's `ImageClassifier` on a `PretrainedResNetBackbone` (what `from_preset` builds)."""
-
-    backbone_cls = PretrainedResNetBackbone
-    preprocessor_cls = PretrainedResNetImageClassifierPreprocessor
-
-
-@keras.saving.register_keras_serializable(package="keras_barlow")
-class PretrainedEncoderImageClassifierPreprocessor(keras_hub.models.ImageClassifierPreprocessor):
-    """KerasHub's image-classifier preprocessor for a `PretrainedEncoder` preset."""
-
-    backbone_cls = PretrainedEncoder
-    image_converter_cls = keras_hub.layers.ImageConverter
-
-
-@keras.saving.register_keras_serializable(package="keras_barlow")
-class PretrainedEncoderImageClassifier(keras_hub.models.ImageClassifier):
-    """KerasHub's `ImageClassifier` on a `PretrainedEncoder` (what `from_preset` builds)."""
-
-    backbone_cls = PretrainedEncoder
-    preprocessor_cls = PretrainedEncoderImageClassifierPreprocessor
-
-
+PretrainedResNetImageClassifierPreprocessor, PretrainedResNetImageClassifier = _classifier_classes(
+    PretrainedResNetBackbone, keras_hub.layers.ResNetImageConverter
+)
+PretrainedEncoderImageClassifierPreprocessor, PretrainedEncoderImageClassifier = _classifier_classes(
+    PretrainedEncoder, keras_hub.layers.ImageConverter
+)
 PREPROCESSORS = {
     PretrainedResNetBackbone: PretrainedResNetImageClassifierPreprocessor,
     PretrainedEncoder: PretrainedEncoderImageClassifierPreprocessor,
@@ -109,8 +113,8 @@ def write_preset(encoder, directory):
     """
     if type(encoder) not in PREPROCESSORS:
         raise ValueError(
-            f"write_preset needs a PretrainedResNetBackbone or PretrainedEncoder, got {type(encoder).__name__}; "
-            "convert it with keras_barlow.export.with_pretraining_preprocessing"
+            "write_preset needs a PretrainedResNetBackbone or PretrainedEncoder, got "
+            f"{type(encoder).__name__}; convert it with keras_barlow.export.with_pretraining_preprocessing"
         )
     encoder.save_to_preset(directory)
     PREPROCESSORS[type(encoder)](image_converter=image_converter(encoder)).save_to_preset(directory)

@@ -62,7 +62,9 @@ def check_pretraining_preprocessing(spec):
     except (TypeError, ValueError):
         raise ValueError(f"mean, std and max_pixel_value must be numbers, got {spec!r}") from None
     if len(mean) != 3 or len(std) != 3 or not min(std) > 0 or not np.all(np.isfinite(mean + std)):
-        raise ValueError(f"the normalisation needs 3 finite means and 3 positive stds (RGB), got mean={mean}, std={std}")
+        raise ValueError(
+            f"the normalisation needs 3 finite means and 3 positive stds (RGB), got mean={mean}, std={std}"
+        )
     if not (max_pixel_value > 0 and np.isfinite(max_pixel_value)):
         raise ValueError(f"max_pixel_value must be positive (1.0 for [0, 1] pixels), got {max_pixel_value}")
     image_size = spec.get("image_size")
@@ -156,7 +158,9 @@ class PretrainedResNetBackbone(BarlowResNetBackbone):
     def __init__(self, pretraining_preprocessing=None, **kwargs):
         super().__init__(**kwargs)
         self.pretraining_preprocessing = (
-            None if pretraining_preprocessing is None else check_pretraining_preprocessing(pretraining_preprocessing)
+            None
+            if pretraining_preprocessing is None
+            else check_pretraining_preprocessing(pretraining_preprocessing)
         )
 
     def get_config(self):
@@ -189,7 +193,9 @@ class PretrainedEncoder(keras_hub.models.FeaturePyramidBackbone):
         super().__init__(inputs=encoder.inputs, outputs=encoder.output, dtype=dtype, **kwargs)
         self.encoder_config = encoder_config
         self.pretraining_preprocessing = (
-            None if pretraining_preprocessing is None else check_pretraining_preprocessing(pretraining_preprocessing)
+            None
+            if pretraining_preprocessing is None
+            else check_pretraining_preprocessing(pretraining_preprocessing)
         )
         self.pyramid_outputs = pyramid
 

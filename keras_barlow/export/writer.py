@@ -34,8 +34,8 @@ from keras_barlow._io import sha256_file
 from keras_barlow.export import card as cards
 from keras_barlow.export import directories
 from keras_barlow.export.layout import CARD_FILE, ENCODER_FILE, PRESET_DIR, SAVED_MODEL_DIR, SERVING_ENDPOINT
-from keras_barlow.export.pretrained import PIXEL_SCALE, with_pretraining_preprocessing
 from keras_barlow.export.preset import write_preset
+from keras_barlow.export.pretrained import PIXEL_SCALE, with_pretraining_preprocessing
 from keras_barlow.model import FeaturePooling, unsynchronized_batchnorm
 
 
@@ -91,12 +91,16 @@ def export_encoder(model_or_encoder, directory, *, metadata=None):
         keras_path = os.path.join(staging, ENCODER_FILE)
         save_keras(exported, keras_path)
         preset_files = write_preset(exported, os.path.join(staging, PRESET_DIR))
-        write_saved_model(exported, os.path.join(staging, SAVED_MODEL_DIR), image_shape, preprocessing, pooling)
+        write_saved_model(
+            exported, os.path.join(staging, SAVED_MODEL_DIR), image_shape, preprocessing, pooling
+        )
         card["files"] = {
             ENCODER_FILE: _file_record(keras_path),
             SAVED_MODEL_DIR: serving_signature(image_shape, card["architecture"]["feature_dim"]),
             PRESET_DIR: {
-                "files": {name: _file_record(os.path.join(staging, PRESET_DIR, name)) for name in preset_files},
+                "files": {
+                    name: _file_record(os.path.join(staging, PRESET_DIR, name)) for name in preset_files
+                },
                 "load": "import keras_barlow; keras_hub.models.Backbone.from_preset(path) or "
                 "keras_hub.models.ImageClassifier.from_preset(path, num_classes=...) (raw 0-255 RGB)",
             },
@@ -127,7 +131,9 @@ def serving_model(encoder, image_shape, preprocessing, pooling="auto"):
     mean, std = preprocessing["mean"], preprocessing["std"]
     images = keras.Input(tuple(image_shape), name="images")
     x = keras.layers.Rescaling(
-        scale=[1.0 / s for s in std], offset=[-m / s for m, s in zip(mean, std)], name="pretraining_normalization"
+        scale=[1.0 / s for s in std],
+        offset=[-m / s for m, s in zip(mean, std)],
+        name="pretraining_normalization",
     )(images)
     features = FeaturePooling(pooling, name="pooling")(encoder(x, training=False))
     return keras.Model(images, {"features": features}, name="serving")

@@ -14,7 +14,9 @@ from tests.export.export_helpers import hidden_entries, tree_digest
 
 def dead_pid():
     """The pid of a process that has exited."""
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     return int(child.stdout)
 
 

@@ -46,7 +46,8 @@ def test_cross_backend_and_fresh_process(exported, tmp_path):
             got = keras.ops.convert_to_numpy(keras.ops.mean(encoder((images - mean) / std), axis=(1, 2)))
             print("LOADED_REL", relative_error(got, np.load({str(tmp_path / "expected.npy")!r})))
             model, history = tiny_trained_model()
-            export.export_encoder(model, {str(tmp_path / "other")!r}, metadata={{"augmentation": "digits", "history": history}})
+            metadata = {{"augmentation": "digits", "history": history}}
+            export.export_encoder(model, {str(tmp_path / "other")!r}, metadata=metadata)
             np.save({str(tmp_path / "other_features.npy")!r}, reference_features(model, images, card))
             """
         )
@@ -60,7 +61,9 @@ def test_cross_backend_and_fresh_process(exported, tmp_path):
     expected = np.load(tmp_path / "other_features.npy")
     encoder = keras.models.load_model(str(tmp_path / "other" / "encoder.keras"), safe_mode=True)
     images = exported["images"]
-    normalized = (images - np.float32(card["preprocessing"]["mean"])) / np.float32(card["preprocessing"]["std"])
+    normalized = (images - np.float32(card["preprocessing"]["mean"])) / np.float32(
+        card["preprocessing"]["std"]
+    )
     got = keras.ops.convert_to_numpy(keras.ops.mean(encoder(normalized), axis=(1, 2)))
     assert relative_error(got, expected) <= REL_TOL
     import tensorflow as tf
@@ -73,7 +76,7 @@ def test_missing_directory_and_missing_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         export.load_encoder(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="has no encoder.keras"):
+    with pytest.raises(FileNotFoundError, match=r"has no encoder\.keras"):
         export.load_encoder(tmp_path / "empty")
 
 
@@ -86,7 +89,7 @@ def test_truncated_encoder_gives_a_clear_error(exported, tmp_path):
         export.load_encoder(copy)
     # Without the card's checksum the archive check still catches it.
     os.remove(copy / "model_card.json")
-    with pytest.raises(ValueError, match="not a valid .keras archive"):
+    with pytest.raises(ValueError, match=r"not a valid \.keras archive"):
         export.load_encoder(copy)
 
 
@@ -99,7 +102,7 @@ def test_flipped_bytes_fail_the_checksum(exported, tmp_path):
     with pytest.raises(ValueError, match="checksum"):
         export.load_encoder(copy)
     os.remove(copy / "model_card.json")  # no checksum: the zip CRC (or the loader) reports it
-    with pytest.raises(ValueError, match="damaged|could not load"):
+    with pytest.raises(ValueError, match=r"damaged|could not load"):
         export.load_encoder(copy)
 
 

@@ -19,7 +19,9 @@ def test_backbone_and_classifier_from_preset_in_a_fresh_process(exported, tmp_pa
     card = exported["card"]
     rng = np.random.default_rng(5)
     raw = rng.integers(0, 256, size=(4, *card["input"]["image_shape"])).astype("float32")
-    normalized = (raw / 255.0 - np.float32(card["preprocessing"]["mean"])) / np.float32(card["preprocessing"]["std"])
+    normalized = (raw / 255.0 - np.float32(card["preprocessing"]["mean"])) / np.float32(
+        card["preprocessing"]["std"]
+    )
     np.save(tmp_path / "raw.npy", raw)
     np.save(tmp_path / "normalized.npy", normalized.astype("float32"))
     code = textwrap.dedent(

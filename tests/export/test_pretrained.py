@@ -35,20 +35,28 @@ def test_resnet_copy_is_exact_and_round_trips_its_config(tmp_path):
     x = normalised_images()
     pretrained = export.with_pretraining_preprocessing(encoder, SPEC)
     assert isinstance(pretrained, export.PretrainedResNetBackbone)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(pretrained(x)), keras.ops.convert_to_numpy(encoder(x)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(pretrained(x)), keras.ops.convert_to_numpy(encoder(x))
+    )
     assert pretrained.pyramid_level_inputs == encoder.pyramid_level_inputs
     rebuilt = export.PretrainedResNetBackbone.from_config(pretrained.get_config())
     assert export.pretraining_preprocessing(rebuilt) == export.pretraining_preprocessing(pretrained)
     # A rebuild for another input size (what transfer does for fixed-size encoders) keeps it.
     config = {**pretrained.get_config(), "image_shape": [None, None, 3]}
-    assert export.pretraining_preprocessing(export.PretrainedResNetBackbone.from_config(config))["std"] == list(SPEC["std"])
+    assert export.pretraining_preprocessing(export.PretrainedResNetBackbone.from_config(config))[
+        "std"
+    ] == list(SPEC["std"])
     pretrained.save(tmp_path / "e.keras")
     loaded = keras.models.load_model(tmp_path / "e.keras")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(encoder(x)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(encoder(x))
+    )
     # Recording another normalisation replaces the record, not the weights.
     replaced = export.with_pretraining_preprocessing(loaded, {**SPEC, "mean": (0.5, 0.5, 0.5)})
     assert export.pretraining_preprocessing(replaced)["mean"] == [0.5, 0.5, 0.5]
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(replaced(x)), keras.ops.convert_to_numpy(encoder(x)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(replaced(x)), keras.ops.convert_to_numpy(encoder(x))
+    )
 
 
 def test_any_functional_encoder_is_wrapped_without_nesting(tmp_path):
@@ -61,11 +69,15 @@ def test_any_functional_encoder_is_wrapped_without_nesting(tmp_path):
     assert isinstance(wrapped, export.PretrainedEncoder)
     assert [layer.name for layer in wrapped.layers][1:] == ["conv", "bn"]
     assert len(wrapped.weights) == len(encoder.weights)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(wrapped(images)), keras.ops.convert_to_numpy(encoder(images)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(wrapped(images)), keras.ops.convert_to_numpy(encoder(images))
+    )
     wrapped.save(tmp_path / "w.keras")
     loaded = keras.models.load_model(tmp_path / "w.keras")
     assert export.pretraining_preprocessing(loaded)["image_size"] == [32, 32]
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(images)), keras.ops.convert_to_numpy(encoder(images)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(images)), keras.ops.convert_to_numpy(encoder(images))
+    )
 
 
 def test_keras_hub_backbone_keeps_its_pyramid(tmp_path):
@@ -86,7 +98,9 @@ def test_keras_hub_backbone_keeps_its_pyramid(tmp_path):
     levels = keras.Model(loaded.inputs, loaded.pyramid_outputs)(x)
     expected = keras.Model(backbone.inputs, backbone.pyramid_outputs)(x)
     for level in expected:
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(levels[level]), keras.ops.convert_to_numpy(expected[level]))
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(levels[level]), keras.ops.convert_to_numpy(expected[level])
+        )
 
 
 def test_encoders_without_a_record():

@@ -16,7 +16,9 @@ BUILD_TOOLS = os.path.join(REPO, "recipes")
 SAVEDMODELS = os.environ.get("KERAS_BARLOW_SAVEDMODELS", os.path.join(REPO, "savedmodels"))
 SHIPPED = (
     sorted(
-        name for name in os.listdir(SAVEDMODELS) if os.path.isfile(os.path.join(SAVEDMODELS, name, "model_card.json"))
+        name
+        for name in os.listdir(SAVEDMODELS)
+        if os.path.isfile(os.path.join(SAVEDMODELS, name, "model_card.json"))
     )
     if os.path.isdir(SAVEDMODELS)
     else []
@@ -55,7 +57,9 @@ def test_shipped_artefacts_reproduce_their_evaluation(name):
     assert os.path.isfile(os.path.join(directory, "README.md"))
     encoder = export.load_encoder(directory)
     recorded = build_digits.recorded_knn(card)
-    assert build_digits.knn_on_digits(encoder, card) == pytest.approx(recorded, abs=build_digits.KNN_TOLERANCE)
+    assert build_digits.knn_on_digits(encoder, card) == pytest.approx(
+        recorded, abs=build_digits.KNN_TOLERANCE
+    )
 
     import tensorflow as tf
 

@@ -18,17 +18,29 @@ from tests.export.export_helpers import IMAGE_SIZE, REL_TOL, hidden_entries, rel
 
 def test_export_writes_the_four_artefacts_and_a_complete_card(exported):
     directory, card, model = exported["dir"], exported["card"], exported["model"]
-    assert sorted(os.listdir(directory)) == ["encoder.keras", "keras_hub_preset", "model_card.json", "saved_model"]
+    assert sorted(os.listdir(directory)) == [
+        "encoder.keras",
+        "keras_hub_preset",
+        "model_card.json",
+        "saved_model",
+    ]
     assert card["architecture"]["class"] == "keras_barlow>BarlowResNetBackbone"
     assert card["architecture"]["exported_class"] == "keras_barlow>PretrainedResNetBackbone"
-    assert card["architecture"]["config"] == {"depth": 18, "width": 4, "small_images": True, "zero_init_residual": True}
+    assert card["architecture"]["config"] == {
+        "depth": 18,
+        "width": 4,
+        "small_images": True,
+        "zero_init_residual": True,
+    }
     assert card["architecture"]["feature_dim"] == model.feature_dim == 32
     assert card["architecture"]["parameters"] == model.encoder.count_params()
     assert card["input"]["image_shape"] == [IMAGE_SIZE, IMAGE_SIZE, 3]
     from keras_barlow import augment
 
     digits = augment.AugmentationConfig.preset("digits")
-    assert card["preprocessing"]["mean"] == list(digits.mean) and card["preprocessing"]["std"] == list(digits.std)
+    assert card["preprocessing"]["mean"] == list(digits.mean) and card["preprocessing"]["std"] == list(
+        digits.std
+    )
     assert card["augmentation"] == digits.get_config()
     assert card["training"]["backend"] == keras.backend.backend()
     assert card["training"]["epochs"] == 1 and card["training"]["batch_size"] == 8
@@ -44,9 +56,13 @@ def test_export_writes_the_four_artefacts_and_a_complete_card(exported):
     assert card["files"]["saved_model"]["inputs"]["images"]["shape"] == [None, IMAGE_SIZE, IMAGE_SIZE, 3]
     preset_files = card["files"]["keras_hub_preset"]["files"]
     assert sorted(preset_files) == sorted(os.listdir(os.path.join(directory, "keras_hub_preset")))
-    assert {"config.json", "model.weights.h5", "metadata.json", "preprocessor.json", "image_converter.json"} <= set(
-        preset_files
-    )
+    assert {
+        "config.json",
+        "model.weights.h5",
+        "metadata.json",
+        "preprocessor.json",
+        "image_converter.json",
+    } <= set(preset_files)
     assert not hidden_entries(os.path.dirname(directory)), "temporary directories left"
     mask = os.umask(0)
     os.umask(mask)
@@ -57,7 +73,9 @@ def test_keras_file_and_saved_model_reproduce_the_features(exported):
     directory, images, expected = exported["dir"], exported["images"], exported["features"]
     encoder = keras.models.load_model(os.path.join(directory, "encoder.keras"), safe_mode=True)
     card = exported["card"]
-    normalized = (images - np.float32(card["preprocessing"]["mean"])) / np.float32(card["preprocessing"]["std"])
+    normalized = (images - np.float32(card["preprocessing"]["mean"])) / np.float32(
+        card["preprocessing"]["std"]
+    )
     from_keras = keras.ops.convert_to_numpy(keras.ops.mean(encoder(normalized, training=False), axis=(1, 2)))
     assert relative_error(from_keras, expected) <= REL_TOL
 
@@ -68,7 +86,9 @@ def test_keras_file_and_saved_model_reproduce_the_features(exported):
     assert from_saved_model.shape == (len(images), 32)
     assert relative_error(from_saved_model, expected) <= REL_TOL
     if keras.backend.backend() == "tensorflow":  # TFSMLayer is TensorFlow-only
-        layer = keras.layers.TFSMLayer(os.path.join(directory, "saved_model"), call_endpoint="serving_default")
+        layer = keras.layers.TFSMLayer(
+            os.path.join(directory, "saved_model"), call_endpoint="serving_default"
+        )
         assert relative_error(keras.ops.convert_to_numpy(layer(images)["features"]), expected) <= REL_TOL
 
 
@@ -78,7 +98,9 @@ def test_synchronized_batchnorm_is_exported_unsynchronized(tmp_path):
     leave the live model as it was."""
     keras.utils.set_random_seed(0)
     encoder = resnet(18, (IMAGE_SIZE, IMAGE_SIZE, 3), small_images=True, width=4)
-    norms = [layer for layer in encoder._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer for layer in encoder._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     for layer in norms:
         layer.synchronized = True
     export.save_keras(encoder, tmp_path / "encoder.keras")  # what export_encoder writes encoder.keras with
@@ -108,7 +130,9 @@ def test_uncompiled_model_exports_without_optimizer_settings(tmp_path):
 def test_bad_metadata_and_inputs(tmp_path):
     encoder = resnet(18, (None, None, 3), small_images=True, width=4)
     with pytest.raises(ValueError, match="image_size"):
-        export.export_encoder(encoder, tmp_path / "a", metadata={"preprocessing": {"mean": [0] * 3, "std": [1] * 3}})
+        export.export_encoder(
+            encoder, tmp_path / "a", metadata={"preprocessing": {"mean": [0] * 3, "std": [1] * 3}}
+        )
     with pytest.raises(ValueError, match="JSON-serialisable"):
         export.export_encoder(
             encoder,
@@ -117,14 +141,18 @@ def test_bad_metadata_and_inputs(tmp_path):
         )
     with pytest.raises(ValueError, match="positive stds"):
         export.export_encoder(
-            encoder, tmp_path / "c", metadata={"image_size": 32, "preprocessing": {"mean": [0] * 3, "std": [0, 1, 1]}}
+            encoder,
+            tmp_path / "c",
+            metadata={"image_size": 32, "preprocessing": {"mean": [0] * 3, "std": [0, 1, 1]}},
         )
     with pytest.raises(ValueError, match="BarlowTwins model or a functional"):
         export.export_encoder("not a model", tmp_path / "d")
     (tmp_path / "user_data").mkdir()
     (tmp_path / "user_data" / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="refusing to replace"):
-        export.export_encoder(encoder, tmp_path / "user_data", metadata={"image_size": 32, "augmentation": "cifar"})
+        export.export_encoder(
+            encoder, tmp_path / "user_data", metadata={"image_size": 32, "augmentation": "cifar"}
+        )
     assert (tmp_path / "user_data" / "notes.txt").read_text() == "keep me"
     assert not hidden_entries(tmp_path)
 
