@@ -37,29 +37,27 @@ RAW_PIXEL_MAX = 255.0  # KerasHub image converters take raw pixels
 
 def _classifier_classes(backbone_cls, converter_cls):
     """Registers KerasHub's ImageClassifier and its preprocessor for `backbone_cls` presets."""
-    name = backbone_cls.__name__.replace("Backbone", "")
-    preprocessor = type(
+    name, backbone = backbone_cls.__name__.replace("Backbone", ""), backbone_cls.__name__
+    preprocessor = _registered_subclass(
+        keras_hub.models.ImageClassifierPreprocessor,
         f"{name}ImageClassifierPreprocessor",
-        (keras_hub.models.ImageClassifierPreprocessor,),
-        {
-            "__module__": __name__,
-            "__doc__": f"KerasHub's image-classifier preprocessor for a `{backbone_cls.__name__}` preset.",
-            "backbone_cls": backbone_cls,
-            "image_converter_cls": converter_cls,
-        },
+        f"KerasHub's image-classifier preprocessor for `{backbone}` presets.",
+        backbone_cls=backbone_cls,
+        image_converter_cls=converter_cls,
     )
-    classifier = type(
+    classifier = _registered_subclass(
+        keras_hub.models.ImageClassifier,
         f"{name}ImageClassifier",
-        (keras_hub.models.ImageClassifier,),
-        {
-            "__module__": __name__,
-            "__doc__": f"KerasHub's `ImageClassifier` for `{backbone_cls.__name__}` presets.",
-            "backbone_cls": backbone_cls,
-            "preprocessor_cls": preprocessor,
-        },
+        f"KerasHub's `ImageClassifier` for `{backbone}` presets.",
+        backbone_cls=backbone_cls,
+        preprocessor_cls=preprocessor,
     )
-    register = keras.saving.register_keras_serializable(package="keras_barlow")
-    return register(preprocessor), register(classifier)
+    return preprocessor, classifier
+
+
+def _registered_subclass(base, name, doc, **attributes):
+    cls = type(name, (base,), {"__module__": __name__, "__doc__": doc, **attributes})
+    return keras.saving.register_keras_serializable(package="keras_barlow")(cls)
 
 
 PretrainedResNetImageClassifierPreprocessor, PretrainedResNetImageClassifier = _classifier_classes(
