@@ -37,26 +37,19 @@ RAW_PIXEL_MAX = 255.0  # KerasHub image converters take raw pixels
 
 def _classifier_classes(backbone_cls, converter_cls):
     """Registers KerasHub's ImageClassifier and its preprocessor for `backbone_cls` presets."""
-    name, backbone = backbone_cls.__name__.replace("Backbone", ""), backbone_cls.__name__
-    preprocessor = _registered_subclass(
-        keras_hub.models.ImageClassifierPreprocessor,
-        f"{name}ImageClassifierPreprocessor",
-        f"KerasHub's image-classifier preprocessor for `{backbone}` presets.",
-        backbone_cls=backbone_cls,
-        image_converter_cls=converter_cls,
+    base = keras_hub.models
+    preprocessor = _task_subclass(
+        base.ImageClassifierPreprocessor, backbone_cls, image_converter_cls=converter_cls
     )
-    classifier = _registered_subclass(
-        keras_hub.models.ImageClassifier,
-        f"{name}ImageClassifier",
-        f"KerasHub's `ImageClassifier` for `{backbone}` presets.",
-        backbone_cls=backbone_cls,
-        preprocessor_cls=preprocessor,
-    )
-    return preprocessor, classifier
+    return preprocessor, _task_subclass(base.ImageClassifier, backbone_cls, preprocessor_cls=preprocessor)
 
 
-def _registered_subclass(base, name, doc, **attributes):
-    cls = type(name, (base,), {"__module__": __name__, "__doc__": doc, **attributes})
+def _task_subclass(base, backbone_cls, **attributes):
+    name = backbone_cls.__name__.replace("Backbone", "") + base.__name__
+    doc = f"KerasHub's `{base.__name__}` for `{backbone_cls.__name__}` presets."
+    cls = type(
+        name, (base,), {"__module__": __name__, "__doc__": doc, "backbone_cls": backbone_cls, **attributes}
+    )
     return keras.saving.register_keras_serializable(package="keras_barlow")(cls)
 
 
