@@ -50,8 +50,10 @@ def check_pretraining_preprocessing(spec):
         "image_size": [h, w] | None}` (plain Python numbers, JSON-ready).
 
     Example:
-    >>> check_pretraining_preprocessing({"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)})
-    {'mean': [0.5, 0.5, 0.5], 'std': [0.25, 0.25, 0.25], 'max_pixel_value': 1.0, 'image_size': None}
+    ```python
+    check_pretraining_preprocessing({"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)})
+    # {'mean': [0.5, 0.5, 0.5], 'std': [0.25, 0.25, 0.25], 'max_pixel_value': 1.0, 'image_size': None}
+    ```
     """
     if not isinstance(spec, dict) or "mean" not in spec or "std" not in spec:
         raise ValueError(f"pretraining_preprocessing must be a dict with 'mean' and 'std', got {spec!r}")
@@ -129,10 +131,9 @@ def with_pretraining_preprocessing(encoder, spec):
         copy = cls.from_config(config)
         copy.set_weights(encoder.get_weights())
         return copy
-    source = encoder
     config = encoder.encoder_config if isinstance(encoder, PretrainedEncoder) else serialize_encoder(encoder)
     copy = keras.saving.deserialize_keras_object(config)
-    copy.set_weights(source.get_weights())
+    copy.set_weights(encoder.get_weights())
     return PretrainedEncoder(copy, spec)
 
 
