@@ -59,6 +59,23 @@ def pyramid_level_names(model):
 
 # --- backbones, export and transfer ---------------------------------------------------------
 
+# Export: KerasHub looks up a preset's task class by the *exact* backbone class named in the
+# preset's config.json (`keras_hub.src.utils.preset_utils.find_subclass` compares
+# `subclass.backbone_cls == backbone_cls`, not `issubclass`), so
+# `ImageClassifier.from_preset` on a `BarlowResNetBackbone` preset does not fall back to
+# `ResNetImageClassifier`. `keras_barlow.export.preset` therefore registers an ImageClassifier
+# and a preprocessor for each encoder class an export writes. No upstream issue filed.
+# Verified on KerasHub 0.32 (Keras 3.15.1, TF 2.21, jax 0.10); tests/test_compat_export.py
+# fails when a KerasHub release changes the lookup (then the per-class task classes may go).
+KERAS_HUB_EXACT_TASK_LOOKUP_VERIFIED = ((0, 32), (0, 33))
+
+
+def keras_hub_version():
+    """The installed KerasHub version as a `(major, minor)` tuple."""
+    import keras_hub
+
+    return tuple(int(part) for part in re.findall(r"\d+", keras_hub.__version__)[:2])
+
 
 # --- fault tolerance and distribution -------------------------------------------------------
 

@@ -3,12 +3,18 @@
     python recipes/ship_digits_encoder.py                      # runs recipes/quickstart.py, ships its export
     python recipes/ship_digits_encoder.py -- --epochs 50       # arguments after -- go to the quick start
     python recipes/ship_digits_encoder.py --export runs/quickstart/encoder   # ship an existing export
+    python recipes/ship_digits_encoder.py --reexport           # rewrite savedmodels/digits in today's
+                                                               # layout from its encoder.keras + card
 
 The quick start records its evaluation in `model_card.json`; this script recomputes the kNN
 top-1 (`keras_barlow.evaluation.knn_accuracy` on the digits evaluation pipeline at the
 card's input size, train split as memory bank, test split as queries) from the exported
-files, refuses to ship if it differs, adds README.md, and swaps the directory in
-atomically. `tests/test_export.py` repeats the check on every shipped artefact.
+files, refuses to ship if it differs, re-exports the encoder with `export_encoder` (so the
+artefact has today's layout: `encoder.keras` carrying its normalisation, `saved_model/`,
+`keras_hub_preset/`, `model_card.json`) keeping every recorded figure of the card, adds
+README.md, and swaps the directory in atomically (files already in the output directory that
+an export does not write, such as `cross_correlation.png`, are kept).
+`tests/export/test_shipped.py` repeats the check on every shipped artefact.
 """
 
 import argparse
@@ -50,13 +56,18 @@ Produced by `python recipes/ship_digits_encoder.py`, which runs the quick start
 
 - `encoder.keras`: `keras_barlow.load_encoder("savedmodels/digits")` (or
   `keras.models.load_model(".../encoder.keras")` after `import keras_barlow`), TensorFlow or JAX.
+  Its config holds the normalisation and input size:
+  `keras_barlow.export.pretraining_preprocessing(encoder)`.
 - `saved_model/`: signature `serving_default`, `images` float32 `(batch, {size}, {size}, 3)` RGB in
   [0, 1] → `features` float32 `(batch, {feature_dim})`; normalisation inside.
 - Input: {size}×{size} RGB (grey digits repeated to 3 channels), normalised with mean
   {mean} and std {std} (the card's `preprocessing`).
 - Evaluation: kNN top-1 {knn:.4f} on the digits test split (the quick start's protocol;
   linear-probe figures in the card); re-checked by
-  `tests/test_export.py::test_shipped_artefacts_reproduce_their_evaluation`.
+  `tests/export/test_shipped.py`.
+- `keras_hub_preset/`: `keras_hub.models.Backbone.from_preset(path)` or
+  `keras_hub.models.ImageClassifier.from_preset(path, num_classes=10)` (after `import keras_barlow`);
+  its image converter resizes raw 0–255 RGB to {size}×{size} and normalises it.
 - Transfer: `keras_barlow.detector("savedmodels/digits", num_classes=20)` or
   `keras_barlow.segmenter("savedmodels/digits", num_classes=3)`.
 
@@ -68,17 +79,30 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     quickstart_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--export", default=None, help="a quick-start export directory (default: run the quick start)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--export", default=None, help="a quick-start export directory (default: run the quick start)"
+    )
+    parser.add_argument(
+        "--reexport",
+        action="store_true",
+        help="re-export --output itself (no retraining; the card's figures kept)",
+    )
     parser.add_argument("--output", default=os.path.join(REPO, "savedmodels", "digits"))
     args = parser.parse_args(argv)
+    if args.reexport and args.export is not None:
+        parser.error("--reexport rewrites --output from itself; do not combine it with --export")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import shutil
-    import tempfile
 
     from keras_barlow import export
 
-    if args.export is None:
+    output = os.path.abspath(args.output)
+    if args.reexport:
+        args.export = output
+    elif args.export is None:
         sys.path.insert(0, os.path.join(REPO, "recipes"))
         import quickstart
 
@@ -86,32 +110,35 @@ def main(argv=None):
         quickstart.main(["--output-dir", run_dir, *quickstart_args])
         args.export = os.path.join(run_dir, "encoder")
     card = export.read_model_card(args.export)
-    knn = knn_on_digits(export.load_encoder(args.export), card)
+    encoder = export.load_encoder(args.export)
+    knn = knn_on_digits(encoder, card)
     if abs(knn - recorded_knn(card)) > KNN_TOLERANCE:
         raise SystemExit(f"kNN top-1 {knn:.4f} does not reproduce the card's {recorded_knn(card):.4f}")
-    # Stage a copy with the README, then swap it in (export_encoder's atomic replacement).
-    output = os.path.abspath(args.output)
-    staging = tempfile.mkdtemp(prefix=".digits.partial-", dir=os.path.dirname(output))
+    # Write the export in today's layout to a staging directory (with the README and the
+    # output's own extra files), then swap it in atomically.
+    export.check_replaceable(output)
+    staging = export.staging_directory(output)
     try:
         staged = os.path.join(staging, "digits")
-        shutil.copytree(args.export, staged)
+        export.export_encoder(encoder, staged, metadata=export.metadata_from_card(card))
+        new_card = export.read_model_card(staged)
         with open(os.path.join(staged, "README.md"), "w") as f:
             f.write(
                 README.format(
-                    size=card["input"]["image_shape"][0],
-                    feature_dim=card["architecture"]["feature_dim"],
-                    mean=card["preprocessing"]["mean"],
-                    std=card["preprocessing"]["std"],
+                    size=new_card["input"]["image_shape"][0],
+                    feature_dim=new_card["architecture"]["feature_dim"],
+                    mean=new_card["preprocessing"]["mean"],
+                    std=new_card["preprocessing"]["std"],
                     knn=knn,
-                    recipe=card.get("recipe"),
+                    recipe=new_card.get("recipe"),
                 )
             )
-        export._check_replaceable(output)
-        export._replace_directory(staged, output)
+        export.carry_over_foreign_files(output, staged)
+        export.replace_directory(staged, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(json.dumps({"output": output, "knn_top1": knn}, indent=2))
-    return card
+    return new_card
 
 
 if __name__ == "__main__":
