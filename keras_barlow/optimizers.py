@@ -63,8 +63,11 @@ class LARS(keras.optimizers.Optimizer):
             semantics, which are LARS's (see above).
 
     Example:
-    >>> schedule = WarmupCosine(0.2 * 512 / 256, total_steps=10_000, warmup_steps=1_000)
-    >>> model.compile(optimizer=LARS(schedule))
+    >>> optimizer = LARS(WarmupCosine(0.2 * 512 / 256, total_steps=10_000, warmup_steps=1_000))
+    >>> optimizer.bias_lr_multiplier, optimizer.eta
+    (0.024, 0.001)
+
+    Then `model.compile(optimizer=optimizer)`.
     """
 
     def __init__(
@@ -168,8 +171,8 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
     >>> schedule = WarmupCosine(0.4, total_steps=1000, warmup_steps=100)
-    >>> float(schedule(100))  # the peak
-    0.4
+    >>> [round(float(schedule(step)), 4) for step in (0, 50, 100, 1000)]  # 0, half, peak, end
+    [0.0, 0.2, 0.4, 0.0004]
     """
 
     def __init__(self, peak_learning_rate, total_steps, warmup_steps, end_fraction=PAPER_END_FRACTION):
@@ -305,8 +308,12 @@ def paper_optimizer(
         A `LARS` optimizer whose learning rate is a `WarmupCosine`.
 
     Example:
-    >>> optimizer = paper_optimizer(256, epochs=100, steps_per_epoch=len(dataset))
-    >>> model.compile(optimizer=optimizer)
+    >>> optimizer = paper_optimizer(256, epochs=100, steps_per_epoch=50)
+    >>> schedule = optimizer.get_config()["learning_rate"]["config"]
+    >>> schedule["peak_learning_rate"], schedule["total_steps"], schedule["warmup_steps"]
+    (0.2, 5000, 500)
+
+    Then `model.compile(optimizer=optimizer)`.
     """
     if not weight_learning_rate > 0 or bias_learning_rate < 0:
         raise ValueError(
