@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import run_python
+from helpers import run_python
 
 SCRIPT = r"""
 import json, os

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 import keras_barlow
-from conftest import run_python
+from helpers import run_python
 from keras_barlow import distribute
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TESTS)
+REPO = os.path.dirname(os.path.dirname(TESTS))
 ON_JAX = keras.backend.backend() == "jax"
 jax_only = pytest.mark.skipif(not ON_JAX, reason="runs in the JAX pass (KERAS_BACKEND=jax)")
 

@@ -1,6 +1,6 @@
 """MultiWorkerMirroredStrategy, for real: two local worker processes (TF_CONFIG on
 127.0.0.1) train `BarlowTwins` with plain `model.fit` — through the Keras 3 workaround in
-`trainers/tensorflow.py` — and end with the weights of one process trained on the same
+`keras_barlow/_compat.py` — and end with the weights of one process trained on the same
 global batches."""
 
 import json
@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 420
 EXACT = 1e-5
 
