@@ -25,7 +25,13 @@ before `keras.models.load_model` looks one up.
 from keras_barlow.augment import AugmentationConfig, ViewConfig, two_views
 from keras_barlow.backbones import BarlowResNetBackbone, resnet
 from keras_barlow.callbacks import CrossCorrelationMonitor, KNNMonitor, NonFiniteLossGuard
-from keras_barlow.data import ImageFolder, labeled_dataset, load_digits_arrays, pretraining_dataset, scan_image_folder
+from keras_barlow.data import (
+    ImageFolder,
+    labeled_dataset,
+    load_digits_arrays,
+    pretraining_dataset,
+    scan_image_folder,
+)
 from keras_barlow.distribute import (
     Hardware,
     get_strategy,
@@ -37,7 +43,12 @@ from keras_barlow.distribute import (
 )
 from keras_barlow.evaluation import balanced_subset, extract_features, fine_tune, knn_accuracy, linear_probe
 from keras_barlow.export import export_encoder, load_encoder, model_card, read_model_card
-from keras_barlow.fault_tolerance import BackupAndRestore, CorruptCheckpointError, PeriodicCheckpoint, resumable_dataset
+from keras_barlow.fault_tolerance import (
+    BackupAndRestore,
+    CorruptCheckpointError,
+    PeriodicCheckpoint,
+    resumable_dataset,
+)
 from keras_barlow.layers import FeaturePooling, build_projector
 from keras_barlow.losses import (
     BarlowTwinsLoss,
@@ -54,7 +65,8 @@ from keras_barlow.transfer import compile_detector, compile_segmenter, detector,
 
 __version__ = "0.1.0"
 
-__all__ = [
+# Grouped by role, as in the module docstring (hence not sorted).
+__all__ = [  # noqa: RUF022
     # model and objective
     "BarlowTwins",
     "FeaturePooling",

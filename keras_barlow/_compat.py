@@ -2,7 +2,8 @@
 
 Nothing else in `keras_barlow` touches a private attribute of Keras, KerasHub or
 TensorFlow. Each entry names the upstream issue (where there is one), the versions it was
-verified on, and has a test in `tests/test_compat_<area>.py` (one per section below) that fails when an upgrade makes it
+verified on, and has a test in `tests/test_compat_<area>.py` (one per section below) that
+fails when an upgrade makes it
 broken or unnecessary, so that the workaround can then be removed.
 
 Verified on: Keras 3.15.1, KerasHub 0.32, TensorFlow 2.21, jax 0.10.
@@ -167,9 +168,16 @@ def check_steps_per_execution(strategy, steps_per_execution):
     """
     import tensorflow as tf
 
-    mirrored = isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
+    mirrored = isinstance(
+        strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    )
     replicas = strategy.num_replicas_in_sync
-    if mirrored and replicas > 1 and steps_per_execution > 1 and keras_version_in(STEPS_PER_EXECUTION_BROKEN_KERAS):
+    if (
+        mirrored
+        and replicas > 1
+        and steps_per_execution > 1
+        and keras_version_in(STEPS_PER_EXECUTION_BROKEN_KERAS)
+    ):
         raise ValueError(
             f"steps_per_execution={steps_per_execution} does not work with Keras "
             f"{keras.version()} under (MultiWorker)MirroredStrategy with several replicas (here "

@@ -156,7 +156,9 @@ class BarlowResNetBackbone(keras_hub.models.ResNetBackbone):
         return config
 
 
-def resnet(depth, image_shape=(None, None, 3), *, small_images=False, zero_init_residual=True, width=64, **kwargs):
+def resnet(
+    depth, image_shape=(None, None, 3), *, small_images=False, zero_init_residual=True, width=64, **kwargs
+):
     """A randomly initialised ResNet-`depth` encoder (KerasHub backbone, KerasCV-compatible).
 
     Args:
@@ -236,12 +238,16 @@ def _stem(x, width, small_images, *, data_format, dtype, bn_axis):
 def _strided_conv(x, filters, stride, name, *, data_format, dtype):
     """3×3 convolution; with stride > 1, explicit padding as PyTorch (and KerasHub)."""
     if stride > 1:
-        x = layers.ZeroPadding2D(1, data_format=data_format, dtype=dtype, name=name.replace("_conv", "_pad"))(x)
+        x = layers.ZeroPadding2D(1, data_format=data_format, dtype=dtype, name=name.replace("_conv", "_pad"))(
+            x
+        )
         return _conv(filters, 3, stride, "valid", name, data_format=data_format, dtype=dtype)(x)
     return _conv(filters, 3, 1, "same", name, data_format=data_format, dtype=dtype)(x)
 
 
-def _residual_block(x, filters, *, block_type, stride, conv_shortcut, zero_init_residual, name, data_format, dtype, bn_axis):
+def _residual_block(
+    x, filters, *, block_type, stride, conv_shortcut, zero_init_residual, name, data_format, dtype, bn_axis
+):
     conv = dict(data_format=data_format, dtype=dtype)
     bn = dict(bn_axis=bn_axis, dtype=dtype)
     out_filters = filters if block_type == "basic_block" else 4 * filters

@@ -249,8 +249,13 @@ class KNNMonitor(keras.callbacks.Callback):
         from keras_barlow import evaluation
 
         result = evaluation.knn_accuracy(
-            self.model, self.train_data, self.test_data, k=self.k, temperature=self.temperature,
-            batch_size=self.batch_size, preprocess=self.preprocess,
+            self.model,
+            self.train_data,
+            self.test_data,
+            k=self.k,
+            temperature=self.temperature,
+            batch_size=self.batch_size,
+            preprocess=self.preprocess,
         )
         self.history.append((epoch, result["top1"]))
         if logs is not None:
@@ -320,7 +325,8 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
             view_a, view_b = (np.asarray(ops.convert_to_numpy(v), np.float32) for v in probe)
             if view_a.shape != view_b.shape or view_a.ndim != 4:
                 raise ValueError(
-                    f"probe views must be two image batches of the same shape, got {view_a.shape} and {view_b.shape}"
+                    "probe views must be two image batches of the same shape, got "
+                    f"{view_a.shape} and {view_b.shape}"
                 )
         else:
             from keras_barlow import augment
@@ -328,7 +334,8 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
             images = np.asarray(ops.convert_to_numpy(probe))
             if images.ndim != 4:
                 raise ValueError(
-                    f"probe must be (view_a, view_b) or a batch of images (n, h, w, c), got shape {images.shape}"
+                    "probe must be (view_a, view_b) or a batch of images (n, h, w, c), got shape "
+                    f"{images.shape}"
                 )
             config = self.augmentation or "digits"
             size = getattr(self.model, "image_shape", None)
@@ -357,7 +364,9 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
             return
         c, stats = self.compute()
         image = correlation_heatmap(c, max_dims=self.max_dims)
-        self.last_png = write_png(os.path.join(self.log_dir, "cross_correlation", f"epoch_{epoch + 1:04d}.png"), image)
+        self.last_png = write_png(
+            os.path.join(self.log_dir, "cross_correlation", f"epoch_{epoch + 1:04d}.png"), image
+        )
         self.last_stats = stats
         if logs is not None:
             logs.update(stats)

@@ -125,7 +125,9 @@ def unsynchronized_batchnorm(layers):
     >>> bn.synchronized
     True
     """
-    layers = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized]
+    layers = [
+        layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized
+    ]
     for layer in layers:
         layer.synchronized = False
     try:

@@ -11,9 +11,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
-from helpers import REPO, run_python  # noqa: E402,F401
+import keras
+import pytest
+from helpers import REPO, run_python  # noqa: F401
 
 
 def pytest_collection_modifyitems(config, items):
@@ -30,4 +30,3 @@ def _seed():
     keras.utils.set_random_seed(0)
     yield
     keras.backend.clear_session()
-

@@ -22,7 +22,9 @@ def run_python(code, *, env=None, timeout=600):
         [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout
     )
     if result.returncode != 0:
-        raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-6000:]}"
+        )
     return result.stdout
 
 

@@ -10,18 +10,18 @@ import textwrap
 
 import keras
 import pytest
-
 from helpers import run_python
+
 from keras_barlow import _compat
 
 VERIFIED = "re-verify the workaround on this version and move the range's end"
 
 
-@pytest.mark.parametrize(
-    "name", ["MULTI_WORKER_FIT_BROKEN_KERAS", "STEPS_PER_EXECUTION_BROKEN_KERAS"]
-)
+@pytest.mark.parametrize("name", ["MULTI_WORKER_FIT_BROKEN_KERAS", "STEPS_PER_EXECUTION_BROKEN_KERAS"])
 def test_installed_keras_is_in_the_verified_range(name):
-    assert _compat.keras_version_in(getattr(_compat, name)), f"Keras {keras.version()} is outside {name}: {VERIFIED}"
+    assert _compat.keras_version_in(getattr(_compat, name)), (
+        f"Keras {keras.version()} is outside {name}: {VERIFIED}"
+    )
 
 
 def test_fit_still_calls_the_private_symbolic_build():

@@ -56,7 +56,9 @@ def imported_modules(module):
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}" if base else anchor
             # `from pkg import submodule` imports the submodule.
-            found.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names)
+            found.update(
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names
+            )
     targets = {resolve(name) for name in found if name.split(".")[0] == "keras_barlow"}
     targets.discard(None)
     targets.discard(module)
@@ -116,7 +118,9 @@ def private_upstream_uses(source):
     aliases = set(UPSTREAM)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            aliases.update(a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] in UPSTREAM)
+            aliases.update(
+                a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] in UPSTREAM
+            )
     found = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -141,10 +145,14 @@ def private_upstream_uses(source):
             if isinstance(root, ast.Name) and root.id in ("keras_barlow", "_compat"):
                 continue  # our own modules
             found.append((node.lineno, ast.unparse(node)))
-        elif isinstance(node, ast.FunctionDef) and node.name.startswith("_") and not node.name.startswith("__"):
+        elif (
+            isinstance(node, ast.FunctionDef) and node.name.startswith("_") and not node.name.startswith("__")
+        ):
             # Overriding a private upstream method, e.g. `def _maybe_symbolic_build(self)` in a
             # keras.Model subclass; our own private helpers are module-level functions.
-            parent_is_class = any(node in getattr(c, "body", ()) for c in ast.walk(tree) if isinstance(c, ast.ClassDef))
+            parent_is_class = any(
+                node in getattr(c, "body", ()) for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
+            )
             if parent_is_class and node.name in UPSTREAM_PRIVATE_METHODS:
                 found.append((node.lineno, f"def {node.name}"))
     return found
@@ -165,7 +173,9 @@ UPSTREAM_PRIVATE_METHODS = {"_maybe_symbolic_build", "_flatten_layers", "_symbol
         "from keras.src import ops",
         "from keras.src.trainers.trainer import Trainer",
         "ops = keras.src.ops",
-        "class M(keras.Model):\n    def _maybe_symbolic_build(self, *a):\n        return super()._maybe_symbolic_build(*a)",
+        "class M(keras.Model):\n"
+        "    def _maybe_symbolic_build(self, *a):\n"
+        "        return super()._maybe_symbolic_build(*a)",
     ],
 )
 def test_the_scan_catches_private_upstream_names(source):
@@ -173,7 +183,12 @@ def test_the_scan_catches_private_upstream_names(source):
 
 
 def test_the_scan_ignores_our_own_state_and_dunders():
-    source = "class A:\n    def f(self):\n        self._x = type(self).__name__\n        return _compat.flatten_layers(self)"
+    source = (
+        "class A:\n"
+        "    def f(self):\n"
+        "        self._x = type(self).__name__\n"
+        "        return _compat.flatten_layers(self)"
+    )
     assert private_upstream_uses(source) == []
 
 

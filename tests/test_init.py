@@ -22,7 +22,7 @@ def test_public_api():
     for name in ("BarlowTwins", "barlow_twins_loss", "cross_correlation", "build_projector", "__version__"):
         assert hasattr(keras_barlow, name)
     with pytest.raises(AttributeError):
-        keras_barlow.does_not_exist
+        _ = keras_barlow.does_not_exist
 
 
 def test_every_name_in_all_is_importable_and_all_is_unique():

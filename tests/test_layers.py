@@ -22,10 +22,12 @@ def test_projector_follows_the_paper():
 
 @pytest.mark.parametrize(
     "shape, mode, expected",
-    [((2, 3, 3, 4), "auto", lambda x: x.mean(axis=(1, 2))),
-     ((2, 5, 4), "auto", lambda x: x[:, 0]),
-     ((2, 5, 4), "mean_tokens", lambda x: x.mean(axis=1)),
-     ((2, 4), "auto", lambda x: x)],
+    [
+        ((2, 3, 3, 4), "auto", lambda x: x.mean(axis=(1, 2))),
+        ((2, 5, 4), "auto", lambda x: x[:, 0]),
+        ((2, 5, 4), "mean_tokens", lambda x: x.mean(axis=1)),
+        ((2, 4), "auto", lambda x: x),
+    ],
 )
 def test_feature_pooling(shape, mode, expected):
     x = np.random.default_rng(0).normal(size=shape).astype("float32")

@@ -42,20 +42,38 @@ def embeddings():
 FACTORIES = {
     "keras_barlow>BarlowTwins": (
         lambda: keras_barlow.BarlowTwins(
-            tiny_encoder(), projector_dims=(8, 6), lambd=0.01, scale_loss=0.5, pooling="mean_tokens",
+            tiny_encoder(),
+            projector_dims=(8, 6),
+            lambd=0.01,
+            scale_loss=0.5,
+            pooling="mean_tokens",
             sync_batchnorm=False,
         ),
         images,
     ),
-    "keras_barlow>FeaturePooling": (lambda: keras_barlow.FeaturePooling("mean_tokens", name="pool"),
-                                    lambda: np.ones((2, 5, 3), "float32")),
-    "keras_barlow>BarlowTwinsLoss": (lambda: keras_barlow.BarlowTwinsLoss(lambd=0.02, scale_loss=0.3), embeddings),
+    "keras_barlow>FeaturePooling": (
+        lambda: keras_barlow.FeaturePooling("mean_tokens", name="pool"),
+        lambda: np.ones((2, 5, 3), "float32"),
+    ),
+    "keras_barlow>BarlowTwinsLoss": (
+        lambda: keras_barlow.BarlowTwinsLoss(lambd=0.02, scale_loss=0.3),
+        embeddings,
+    ),
     "keras_barlow>LARS": (
-        lambda: keras_barlow.LARS(0.3, momentum=0.8, weight_decay=1e-5, eta=2e-3, bias_lr_multiplier=0.5,
-                                  exclude_bias_and_norm=False),
+        lambda: keras_barlow.LARS(
+            0.3,
+            momentum=0.8,
+            weight_decay=1e-5,
+            eta=2e-3,
+            bias_lr_multiplier=0.5,
+            exclude_bias_and_norm=False,
+        ),
         None,
     ),
-    "keras_barlow>WarmupCosine": (lambda: keras_barlow.WarmupCosine(0.4, 100, 10, end_fraction=0.01), lambda: 20),
+    "keras_barlow>WarmupCosine": (
+        lambda: keras_barlow.WarmupCosine(0.4, 100, 10, end_fraction=0.01),
+        lambda: 20,
+    ),
     "keras_barlow>BarlowResNetBackbone": (
         lambda: keras_barlow.BarlowResNetBackbone(
             depth=18, image_shape=(8, 8, 3), small_images=True, zero_init_residual=False, width=4
@@ -68,8 +86,10 @@ FACTORIES = {
     ),
     "keras_barlow>TransferBackbone": (
         lambda: keras_barlow.transfer.TransferBackbone(
-            keras_barlow.resnet(18, (8, 8, 3), small_images=True, width=4), mean=(0.5, 0.5, 0.5),
-            std=(0.2, 0.2, 0.2), image_shape=(8, 8, 3),
+            keras_barlow.resnet(18, (8, 8, 3), small_images=True, width=4),
+            mean=(0.5, 0.5, 0.5),
+            std=(0.2, 0.2, 0.2),
+            image_shape=(8, 8, 3),
         ),
         lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
     ),
@@ -109,7 +129,9 @@ def test_get_config_holds_every_constructor_argument(name):
     cls = keras.saving.get_registered_object(name)
     parameters = inspect.signature(cls.__init__).parameters
     arguments = {
-        p for p, spec in parameters.items() if p != "self" and spec.kind not in (spec.VAR_KEYWORD, spec.VAR_POSITIONAL)
+        p
+        for p, spec in parameters.items()
+        if p != "self" and spec.kind not in (spec.VAR_KEYWORD, spec.VAR_POSITIONAL)
     }
     config = FACTORIES[name][0]().get_config()
     assert sorted(arguments - set(config) - NOT_IN_CONFIG.get(name, set())) == []

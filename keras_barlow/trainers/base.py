@@ -57,4 +57,3 @@ class Trainer(abc.ABC):
         Returns:
             A context manager (`contextlib.nullcontext()` where nothing is needed).
         """
-

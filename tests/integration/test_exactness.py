@@ -8,7 +8,6 @@ TF's collectives clash.
 import json
 
 import pytest
-
 from helpers import run_python
 
 SCRIPT = r"""
