@@ -16,22 +16,16 @@ The public API is `__all__` below, grouped by role:
 Internals (`unpack_views`, `shapes_dataset`, `crop_pair`, `finish_views`, `throughput`, ...)
 stay importable from their modules (`keras_barlow.views`, `keras_barlow.data`, ...).
 
-Every module is imported eagerly: the encoders come from KerasHub, and `import keras_hub`
-imports TensorFlow whatever the Keras backend, so deferring the `tf.data` and SavedModel
-modules would save no import time. Eager imports also register every serialisable class
-before `keras.models.load_model` looks one up.
+Every module is imported eagerly, with no lazy attribute table: with TensorFlow installed,
+`import keras_hub` (the encoders) imports it whatever the Keras backend, so deferring
+modules would save no import time, and eager imports register every serialisable class
+before `keras.models.load_model` looks one up. TensorFlow stays optional for the JAX path:
+only the `tf.data` modules (`keras_barlow.data`, `keras_barlow.augment`) need it, and their
+names are exported when TensorFlow can be imported.
 """
 
-from keras_barlow.augment import AugmentationConfig, ViewConfig, two_views
 from keras_barlow.backbones import BarlowResNetBackbone, resnet
 from keras_barlow.callbacks import CrossCorrelationMonitor, KNNMonitor, NonFiniteLossGuard
-from keras_barlow.data import (
-    ImageFolder,
-    labeled_dataset,
-    load_digits_arrays,
-    pretraining_dataset,
-    scan_image_folder,
-)
 from keras_barlow.distribute import (
     Hardware,
     get_strategy,
@@ -86,15 +80,6 @@ __all__ = [  # noqa: RUF022
     # encoders
     "BarlowResNetBackbone",
     "resnet",
-    # data and augmentation
-    "AugmentationConfig",
-    "ViewConfig",
-    "two_views",
-    "ImageFolder",
-    "labeled_dataset",
-    "load_digits_arrays",
-    "pretraining_dataset",
-    "scan_image_folder",
     # evaluation
     "balanced_subset",
     "extract_features",
@@ -129,3 +114,32 @@ __all__ = [  # noqa: RUF022
     "setup_hardware",
     "__version__",
 ]
+
+# The package imports on a JAX-only machine too; with TensorFlow installed, keras_hub has
+# already imported it by now, so this costs nothing.
+try:
+    import tensorflow  # noqa: F401
+except ImportError:
+    HAS_TENSORFLOW = False
+else:
+    HAS_TENSORFLOW = True
+if HAS_TENSORFLOW:
+    from keras_barlow.augment import AugmentationConfig, ViewConfig, two_views
+    from keras_barlow.data import (
+        ImageFolder,
+        labeled_dataset,
+        load_digits_arrays,
+        pretraining_dataset,
+        scan_image_folder,
+    )
+
+    __all__ += [  # data and augmentation
+        "AugmentationConfig",
+        "ImageFolder",
+        "ViewConfig",
+        "labeled_dataset",
+        "load_digits_arrays",
+        "pretraining_dataset",
+        "scan_image_folder",
+        "two_views",
+    ]

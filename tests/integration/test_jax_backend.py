@@ -111,7 +111,7 @@ class PerHalfStatistics(keras_barlow.BarlowTwins):
 def _subprocess_prelude(block_tensorflow=False):
     """Code that makes the helpers of this file importable in a fresh interpreter and,
     optionally, makes TensorFlow unimportable there (as on a JAX-only machine)."""
-    code = f"import sys; sys.path.insert(0, {TESTS!r})\n"
+    code = f"import sys; sys.path[:0] = [{TESTS!r}, {os.path.dirname(TESTS)!r}]\n"
     if block_tensorflow:
         code += textwrap.dedent(
             """
@@ -306,9 +306,9 @@ def _free_port():
 
 _WORKER = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     port, process_id, out_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    sys.path.insert(0, sys.argv[4])
+    sys.path[:0] = [sys.argv[4], os.path.dirname(sys.argv[4])]
     import keras
     import numpy as np
     from keras_barlow import distribute
