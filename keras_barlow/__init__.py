@@ -1,62 +1,145 @@
 """keras-barlow: Barlow Twins self-supervised learning for Keras 3 (TensorFlow and JAX).
 
-The model, loss, projector, optimizers and backbones import without TensorFlow (so the
-JAX backend needs no TF for them); the `tf.data`, SavedModel and `tf.distribute` parts are
-imported on first use.
+The public API is `__all__` below, grouped by role:
+
+- model and objective: `BarlowTwins`, `FeaturePooling`, `build_projector`, the loss
+  functions (`barlow_twins_loss`, `BarlowTwinsLoss`, `cross_correlation`, ...);
+- optimisation: `LARS`, `WarmupCosine`, `paper_optimizer`, `paper_schedule`;
+- encoders: `resnet`, `BarlowResNetBackbone`;
+- data and augmentation: `pretraining_dataset`, `labeled_dataset`, `AugmentationConfig`, ...;
+- evaluation: `linear_probe`, `knn_accuracy`, `fine_tune`, ...;
+- callbacks: `KNNMonitor`, `CrossCorrelationMonitor`, `NonFiniteLossGuard`, and the
+  fault-tolerance callbacks `BackupAndRestore`, `PeriodicCheckpoint`;
+- export and transfer: `export_encoder`, `load_encoder`, `detector`, `segmenter`, ...;
+- distribution: `setup_hardware`, `get_strategy`, `jax_distribution`, ....
+
+Internals (`unpack_views`, `shapes_dataset`, `crop_pair`, `finish_views`, `throughput`, ...)
+stay importable from their modules (`keras_barlow.views`, `keras_barlow.data`, ...).
+
+Every module is imported eagerly, with no lazy attribute table: with TensorFlow installed,
+`import keras_hub` (the encoders) imports it whatever the Keras backend, so deferring
+modules would save no import time, and eager imports register every serialisable class
+before `keras.models.load_model` looks one up. TensorFlow stays optional for the JAX path:
+only the `tf.data` modules (`keras_barlow.data`, `keras_barlow.augment`) need it, and their
+names are exported when TensorFlow can be imported.
 """
 
-import importlib
-
+from keras_barlow.backbones import BarlowResNetBackbone, resnet
+from keras_barlow.callbacks import CrossCorrelationMonitor, KNNMonitor, NonFiniteLossGuard
+from keras_barlow.distribute import (
+    Hardware,
+    get_strategy,
+    hide_accelerators_from_tensorflow,
+    initialize_jax_processes,
+    jax_distribution,
+    select_jax_devices,
+    setup_hardware,
+)
+from keras_barlow.evaluation import balanced_subset, extract_features, fine_tune, knn_accuracy, linear_probe
+from keras_barlow.export import export_encoder, load_encoder, model_card, read_model_card
+from keras_barlow.fault_tolerance import (
+    BackupAndRestore,
+    CorruptCheckpointError,
+    PeriodicCheckpoint,
+    resumable_dataset,
+)
+from keras_barlow.layers import FeaturePooling, build_projector
 from keras_barlow.losses import (
     BarlowTwinsLoss,
     barlow_twins_loss,
     barlow_twins_terms,
     cross_correlation,
+    embedding_std,
     loss_terms_from_correlation,
     standardize,
 )
-from keras_barlow.model import BarlowTwins, FeaturePooling, NonFiniteLossGuard, embedding_std, unpack_views
-from keras_barlow.projector import build_projector
+from keras_barlow.model import BarlowTwins
 from keras_barlow.optimizers import LARS, WarmupCosine, paper_optimizer, paper_schedule
-from keras_barlow.backbones import BarlowResNetBackbone, resnet
-
-# Imported eagerly (not lazily) so that `keras.models.load_model` finds the registered
-# classes that saved transfer models name.
-from keras_barlow import transfer as _transfer  # noqa: E402,F401
+from keras_barlow.transfer import compile_detector, compile_segmenter, detector, segmenter, transfer_backbone
 
 __version__ = "0.1.0"
 
-# name -> module, imported on first access (these modules need TensorFlow or are heavy).
-_LAZY = {
-    **dict.fromkeys(
-        ["pretraining_dataset", "labeled_dataset", "load_digits_arrays", "scan_image_folder",
-         "ImageFolder", "default_preset", "throughput"],
-        "data",
-    ),
-    **dict.fromkeys(["AugmentationConfig", "ViewConfig", "two_views", "crop_pair", "finish_views"], "augment"),
-    **dict.fromkeys(
-        ["linear_probe", "knn_accuracy", "fine_tune", "extract_features", "balanced_subset"], "evaluation"
-    ),
-    **dict.fromkeys(["KNNMonitor", "CrossCorrelationMonitor"], "callbacks"),
-    **dict.fromkeys(["export_encoder", "load_encoder", "read_model_card", "model_card"], "export"),
-    **dict.fromkeys(["detector", "segmenter", "compile_detector", "compile_segmenter", "transfer_backbone", "shapes_dataset"], "transfer"),
-    **dict.fromkeys(
-        ["get_strategy", "setup_hardware", "Hardware", "jax_distribution", "initialize_jax_processes",
-         "select_jax_devices", "hide_accelerators_from_tensorflow"],
-        "distribute",
-    ),
-    **dict.fromkeys(["BackupAndRestore", "PeriodicCheckpoint", "CorruptCheckpointError", "resumable_dataset"], "fault_tolerance"),
-}
+# Grouped by role, as in the module docstring (hence not sorted).
+__all__ = [  # noqa: RUF022
+    # model and objective
+    "BarlowTwins",
+    "FeaturePooling",
+    "build_projector",
+    "BarlowTwinsLoss",
+    "barlow_twins_loss",
+    "barlow_twins_terms",
+    "cross_correlation",
+    "embedding_std",
+    "loss_terms_from_correlation",
+    "standardize",
+    # optimisation
+    "LARS",
+    "WarmupCosine",
+    "paper_optimizer",
+    "paper_schedule",
+    # encoders
+    "BarlowResNetBackbone",
+    "resnet",
+    # evaluation
+    "balanced_subset",
+    "extract_features",
+    "fine_tune",
+    "knn_accuracy",
+    "linear_probe",
+    # callbacks, fault tolerance
+    "CrossCorrelationMonitor",
+    "KNNMonitor",
+    "NonFiniteLossGuard",
+    "BackupAndRestore",
+    "CorruptCheckpointError",
+    "PeriodicCheckpoint",
+    "resumable_dataset",
+    # export and transfer
+    "export_encoder",
+    "load_encoder",
+    "model_card",
+    "read_model_card",
+    "compile_detector",
+    "compile_segmenter",
+    "detector",
+    "segmenter",
+    "transfer_backbone",
+    # distribution
+    "Hardware",
+    "get_strategy",
+    "hide_accelerators_from_tensorflow",
+    "initialize_jax_processes",
+    "jax_distribution",
+    "select_jax_devices",
+    "setup_hardware",
+    "__version__",
+]
 
+# The package imports on a JAX-only machine too; with TensorFlow installed, keras_hub has
+# already imported it by now, so this costs nothing.
+try:
+    import tensorflow  # noqa: F401
+except ImportError:
+    HAS_TENSORFLOW = False
+else:
+    HAS_TENSORFLOW = True
+if HAS_TENSORFLOW:
+    from keras_barlow.augment import AugmentationConfig, ViewConfig, two_views
+    from keras_barlow.data import (
+        ImageFolder,
+        labeled_dataset,
+        load_digits_arrays,
+        pretraining_dataset,
+        scan_image_folder,
+    )
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'keras_barlow' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"keras_barlow.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    __all__ += [  # data and augmentation
+        "AugmentationConfig",
+        "ImageFolder",
+        "ViewConfig",
+        "labeled_dataset",
+        "load_digits_arrays",
+        "pretraining_dataset",
+        "scan_image_folder",
+        "two_views",
+    ]

@@ -25,6 +25,8 @@ import keras
 import keras_hub
 from keras import layers
 
+from keras_barlow import _compat
+
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum 0.1
 
@@ -113,9 +115,9 @@ class BarlowResNetBackbone(keras_hub.models.ResNetBackbone):
             # convention, which the detection/segmentation heads rely on).
             pyramid_outputs[f"P{stack + first_level}"] = x
 
-        # KerasHub's ResNetBackbone cannot express this stem or width, so its constructor
-        # is skipped; `Backbone.__init__` makes the functional model as it would.
-        keras_hub.models.Backbone.__init__(self, inputs=inputs, outputs=x, dtype=dtype, **kwargs)
+        # KerasHub's ResNetBackbone cannot express this stem or width: its constructor is
+        # skipped, and `Backbone.__init__` makes the functional model as it would.
+        _compat.init_functional_backbone(self, inputs=inputs, outputs=x, dtype=dtype, **kwargs)
 
         # === Config ===
         self.depth = depth
@@ -137,10 +139,10 @@ class BarlowResNetBackbone(keras_hub.models.ResNetBackbone):
     @property
     def pyramid_level_inputs(self):
         """KerasCV's view of `pyramid_outputs`: `{"P2": layer name, ..., "P5": ...}`."""
-        return {level: tensor._keras_history.operation.name for level, tensor in self.pyramid_outputs.items()}
+        return _compat.pyramid_level_names(self)
 
     def get_config(self):
-        config = keras_hub.models.Backbone.get_config(self)
+        config = _compat.backbone_base_config(self)
         config.update(
             {
                 "depth": self.depth,
@@ -154,7 +156,9 @@ class BarlowResNetBackbone(keras_hub.models.ResNetBackbone):
         return config
 
 
-def resnet(depth, image_shape=(None, None, 3), *, small_images=False, zero_init_residual=True, width=64, **kwargs):
+def resnet(
+    depth, image_shape=(None, None, 3), *, small_images=False, zero_init_residual=True, width=64, **kwargs
+):
     """A randomly initialised ResNet-`depth` encoder (KerasHub backbone, KerasCV-compatible).
 
     Args:
@@ -174,10 +178,11 @@ def resnet(depth, image_shape=(None, None, 3), *, small_images=False, zero_init_
         `pyramid_outputs` and `pyramid_level_inputs`.
 
     Example:
-    >>> encoder = resnet(18, (32, 32, 3), small_images=True)
-    >>> encoder.pyramid_level_inputs["P5"]
-    'stack3_block1_out'
-    >>> model = keras_barlow.BarlowTwins(encoder, projector_dims=(512, 512, 512))
+    ```python
+    encoder = resnet(18, (32, 32, 3), small_images=True)
+    encoder.pyramid_level_inputs["P5"]  # 'stack3_block1_out'
+    model = keras_barlow.BarlowTwins(encoder, projector_dims=(512, 512, 512))
+    ```
     """
     return BarlowResNetBackbone(
         depth=depth,
@@ -233,12 +238,16 @@ def _stem(x, width, small_images, *, data_format, dtype, bn_axis):
 def _strided_conv(x, filters, stride, name, *, data_format, dtype):
     """3×3 convolution; with stride > 1, explicit padding as PyTorch (and KerasHub)."""
     if stride > 1:
-        x = layers.ZeroPadding2D(1, data_format=data_format, dtype=dtype, name=name.replace("_conv", "_pad"))(x)
+        x = layers.ZeroPadding2D(1, data_format=data_format, dtype=dtype, name=name.replace("_conv", "_pad"))(
+            x
+        )
         return _conv(filters, 3, stride, "valid", name, data_format=data_format, dtype=dtype)(x)
     return _conv(filters, 3, 1, "same", name, data_format=data_format, dtype=dtype)(x)
 
 
-def _residual_block(x, filters, *, block_type, stride, conv_shortcut, zero_init_residual, name, data_format, dtype, bn_axis):
+def _residual_block(
+    x, filters, *, block_type, stride, conv_shortcut, zero_init_residual, name, data_format, dtype, bn_axis
+):
     conv = dict(data_format=data_format, dtype=dtype)
     bn = dict(bn_axis=bn_axis, dtype=dtype)
     out_filters = filters if block_type == "basic_block" else 4 * filters

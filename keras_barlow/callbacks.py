@@ -1,5 +1,7 @@
-"""Training monitors: weighted-kNN accuracy and the cross-correlation matrix `C`.
+"""Training callbacks: the non-finite-loss guard and two monitors (kNN accuracy, `C`).
 
+- `NonFiniteLossGuard` stops `fit` at the first non-finite loss, naming the step;
+  `BarlowTwins.fit` puts it before every other callback.
 - `KNNMonitor` puts the kNN accuracy of the encoder's features into the epoch logs (so
   `History`, `CSVLogger`, `TensorBoard` and early stopping see it), every `every` epochs.
 - `CrossCorrelationMonitor` computes `C` on a fixed probe batch of two views, writes it as
@@ -12,13 +14,17 @@ Both work on the TensorFlow and JAX backends (features come from the model's inf
 mode; PNG and TensorBoard writing use `tf.io` / `tf.summary`).
 """
 
+import math
 import os
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_barlow import evaluation, losses
+from keras_barlow import losses
+
+# `keras_barlow.evaluation` is imported where `KNNMonitor` uses it, not here: evaluation
+# imports the model, and the model imports this module for `NonFiniteLossGuard`.
 
 # A diverging blue–white–red colour map (ColorBrewer RdBu, reversed): value → RGB anchors.
 _DIVERGING = np.array(
@@ -119,6 +125,36 @@ def correlation_stats(c):
     }
 
 
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops `fit` with a `FloatingPointError` naming the step of the first non-finite loss.
+
+    `BarlowTwins.fit` adds it first, before any checkpoint callback, so that no later
+    callback sees the weights of the diverged step.
+    """
+
+    def on_train_begin(self, logs=None):
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get("loss")
+        if value is None:
+            return
+        value = float(value)
+        if not math.isfinite(value):
+            self.model.stop_training = True
+            optimizer = self.model.optimizer
+            step = int(ops.convert_to_numpy(optimizer.iterations)) if optimizer else batch
+            raise FloatingPointError(
+                f"the Barlow Twins loss became {value} at step {step} (epoch {self._epoch}, "
+                f"batch {batch}); training stopped before any later callback could save "
+                "these weights. Lower the learning rate, check the input for NaNs, or use "
+                "mixed_float16 only with loss scaling."
+            )
+
+
 def _due(epoch, every, params):
     last = (params or {}).get("epochs")
     return (epoch + 1) % every == 0 or (last is not None and epoch + 1 == last)
@@ -166,7 +202,7 @@ class KNNMonitor(keras.callbacks.Callback):
         train_data, test_data: `(images, labels)` arrays or `tf.data` datasets of
             `(image, label)`, prepared as the model's input (e.g. `labeled_dataset`).
         every: epochs between evaluations (the last epoch is always evaluated).
-        k, temperature: kNN settings (200, 0.1).
+        k, temperature: kNN settings (default: `keras_barlow.evaluation`'s, 200 and 0.1).
         batch_size: images per forward pass.
         log_dir: TensorBoard directory (optional).
         preprocess: callable applied to image batches.
@@ -175,18 +211,33 @@ class KNNMonitor(keras.callbacks.Callback):
         history: list of `(epoch, top1)`.
 
     Example:
-    >>> monitor = KNNMonitor((x_train, y_train), (x_test, y_test), every=5)
-    >>> model.fit(views, epochs=50, callbacks=[monitor])
+
+    ```python
+    monitor = KNNMonitor((x_train, y_train), (x_test, y_test), every=5)
+    model.fit(views, epochs=50, callbacks=[monitor])
+    ```
     """
 
-    def __init__(self, train_data, test_data, *, every=1, k=evaluation.KNN_K, temperature=evaluation.KNN_TEMPERATURE,
-                 batch_size=256, log_dir=None, preprocess=None):
+    def __init__(
+        self,
+        train_data,
+        test_data,
+        *,
+        every=1,
+        k=None,
+        temperature=None,
+        batch_size=256,
+        log_dir=None,
+        preprocess=None,
+    ):
         super().__init__()
         self.train_data = train_data
         self.test_data = test_data
         self.every = _check_every(every)
-        self.k = k
-        self.temperature = temperature
+        from keras_barlow import evaluation
+
+        self.k = evaluation.KNN_K if k is None else k
+        self.temperature = evaluation.KNN_TEMPERATURE if temperature is None else temperature
         self.batch_size = batch_size
         self.preprocess = preprocess
         self.history = []
@@ -195,9 +246,16 @@ class KNNMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not _due(epoch, self.every, self.params):
             return
+        from keras_barlow import evaluation
+
         result = evaluation.knn_accuracy(
-            self.model, self.train_data, self.test_data, k=self.k, temperature=self.temperature,
-            batch_size=self.batch_size, preprocess=self.preprocess,
+            self.model,
+            self.train_data,
+            self.test_data,
+            k=self.k,
+            temperature=self.temperature,
+            batch_size=self.batch_size,
+            preprocess=self.preprocess,
         )
         self.history.append((epoch, result["top1"]))
         if logs is not None:
@@ -237,10 +295,13 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
         tensorboard: also write TensorBoard events.
 
     Example:
-    >>> views = next(iter(pretraining_dataset("digits", batch_size=256, preset="digits", seed=1)))
-    >>> monitor = CrossCorrelationMonitor(views, "logs/")
-    >>> model.fit(dataset, epochs=30, callbacks=[monitor]); monitor.last_png
-    'logs/cross_correlation/epoch_0030.png'
+
+    ```python
+    views = next(iter(pretraining_dataset("digits", batch_size=256, preset="digits", seed=1)))
+    monitor = CrossCorrelationMonitor(views, "logs/")
+    model.fit(dataset, epochs=30, callbacks=[monitor])
+    monitor.last_png  # 'logs/cross_correlation/epoch_0030.png'
+    ```
     """
 
     def __init__(self, probe, log_dir, *, augmentation=None, every=1, max_dims=128, seed=0, tensorboard=True):
@@ -264,7 +325,8 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
             view_a, view_b = (np.asarray(ops.convert_to_numpy(v), np.float32) for v in probe)
             if view_a.shape != view_b.shape or view_a.ndim != 4:
                 raise ValueError(
-                    f"probe views must be two image batches of the same shape, got {view_a.shape} and {view_b.shape}"
+                    "probe views must be two image batches of the same shape, got "
+                    f"{view_a.shape} and {view_b.shape}"
                 )
         else:
             from keras_barlow import augment
@@ -272,7 +334,8 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
             images = np.asarray(ops.convert_to_numpy(probe))
             if images.ndim != 4:
                 raise ValueError(
-                    f"probe must be (view_a, view_b) or a batch of images (n, h, w, c), got shape {images.shape}"
+                    "probe must be (view_a, view_b) or a batch of images (n, h, w, c), got shape "
+                    f"{images.shape}"
                 )
             config = self.augmentation or "digits"
             size = getattr(self.model, "image_shape", None)
@@ -301,7 +364,9 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
             return
         c, stats = self.compute()
         image = correlation_heatmap(c, max_dims=self.max_dims)
-        self.last_png = write_png(os.path.join(self.log_dir, "cross_correlation", f"epoch_{epoch + 1:04d}.png"), image)
+        self.last_png = write_png(
+            os.path.join(self.log_dir, "cross_correlation", f"epoch_{epoch + 1:04d}.png"), image
+        )
         self.last_stats = stats
         if logs is not None:
             logs.update(stats)

@@ -1,144 +1,37 @@
 """`BarlowTwins`: the self-supervised model, backend-neutral.
 
-The model owns the encoder, the projector, the metrics and the input contract. The
-training step itself is the only backend-specific piece and lives in
-`keras_barlow/trainers/<backend>.py`; both steps call `BarlowTwins.compute_terms`, so the
-maths exists once.
+The model owns the encoder, the projector, the metrics and the loss terms. The training
+step itself is the only backend-specific piece: `keras_barlow.trainers.select_trainer()`
+picks a `Trainer` (`trainers/tensorflow.py` or `trainers/jax.py`), whose steps both call
+`BarlowTwins.compute_terms`, so the maths exists once.
+
+`FeaturePooling`, `unsynchronized_batchnorm` (layers.py), `unpack_views` (views.py),
+`embedding_std` (losses.py) and `NonFiniteLossGuard` (callbacks.py) are re-exported here,
+where earlier releases defined them.
 """
 
-import contextlib
-import math
-
 import keras
-from keras import ops
 
-from keras_barlow import losses
-from keras_barlow.projector import build_projector
+from keras_barlow import _compat, losses
+from keras_barlow.callbacks import NonFiniteLossGuard
+from keras_barlow.layers import FeaturePooling, build_projector, unsynchronized_batchnorm
+from keras_barlow.losses import embedding_std
+from keras_barlow.trainers import select_trainer
+from keras_barlow.views import VIEW_KEYS, unpack_views
 
-VIEW_KEYS = ("view_a", "view_b")
-
-
-def _backend_trainer():
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        from keras_barlow.trainers import tensorflow as trainer
-    elif backend == "jax":
-        from keras_barlow.trainers import jax as trainer
-    else:
-        raise RuntimeError(
-            f"BarlowTwins trains on the 'tensorflow' and 'jax' Keras backends, not {backend!r}. "
-            "Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax before importing keras."
-        )
-    return trainer
+__all__ = [
+    "VIEW_KEYS",
+    "BarlowTwins",
+    "FeaturePooling",
+    "NonFiniteLossGuard",
+    "embedding_std",
+    "unpack_views",
+    "unsynchronized_batchnorm",
+]
 
 
 @keras.saving.register_keras_serializable(package="keras_barlow")
-class FeaturePooling(keras.layers.Layer):
-    """Turns an encoder's output into one feature vector per image.
-
-    - rank 4 `(batch, height, width, channels)` feature maps (ResNets): global average pool;
-    - rank 3 `(batch, tokens, dim)` token sequences (ViTs): the class token (`mode="auto"`
-      or `"class_token"`) or the mean over tokens (`mode="mean_tokens"`);
-    - rank 2 `(batch, dim)` features: unchanged.
-
-    Args:
-        mode: `"auto"`, `"class_token"` or `"mean_tokens"` (only used for rank-3 inputs).
-    """
-
-    MODES = ("auto", "class_token", "mean_tokens")
-
-    def __init__(self, mode="auto", **kwargs):
-        super().__init__(**kwargs)
-        if mode not in self.MODES:
-            raise ValueError(f"pooling mode must be one of {self.MODES}, got {mode!r}")
-        self.mode = mode
-
-    def call(self, features):
-        rank = len(features.shape)
-        if rank == 4:
-            return ops.mean(features, axis=(1, 2))
-        if rank == 3:
-            if self.mode == "mean_tokens":
-                return ops.mean(features, axis=1)
-            return features[:, 0, :]
-        if rank == 2:
-            return features
-        raise ValueError(
-            f"the encoder must output (batch, dim), (batch, tokens, dim) or (batch, h, w, c) "
-            f"features, got shape {tuple(features.shape)}"
-        )
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[-1])
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
-
-
-def unpack_views(data):
-    """Checks one training element and returns `(view_a, view_b)`.
-
-    Accepts `(view_a, view_b)` or `{"view_a": ..., "view_b": ...}`; anything else — single
-    images, `(images, labels)` pairs, views of different shapes — raises a `ValueError`
-    that says what was received.
-    """
-    if isinstance(data, (tuple, list)) and len(data) == 1:
-        data = data[0]
-    if isinstance(data, dict):
-        missing = [k for k in VIEW_KEYS if k not in data]
-        if missing:
-            raise ValueError(
-                f"expected a dataset of {{'view_a': ..., 'view_b': ...}} dicts, got keys "
-                f"{sorted(data)} (missing {missing})"
-            )
-        views = (data["view_a"], data["view_b"])
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        views = tuple(data)
-    else:
-        raise ValueError(
-            "expected a dataset of (view_a, view_b) pairs of image batches, got "
-            f"{_describe(data)}. Build one with keras_barlow.pretraining_dataset(...)."
-        )
-    view_a, view_b = views
-    shape_a, shape_b = tuple(view_a.shape), tuple(view_b.shape)
-    if len(shape_b) < 3 and len(shape_a) == 4:
-        raise ValueError(
-            f"expected a dataset of (view_a, view_b) pairs, got (images {shape_a}, labels "
-            f"{shape_b}): Barlow Twins is self-supervised. Drop the labels and make two "
-            "augmented views, e.g. with keras_barlow.pretraining_dataset(...)."
-        )
-    if len(shape_a) != 4 or len(shape_b) != 4:
-        raise ValueError(
-            f"expected each view to be a batch of images (batch, height, width, channels), "
-            f"got shapes {shape_a} and {shape_b}"
-        )
-    if any(a is not None and b is not None and a != b for a, b in zip(shape_a, shape_b)):
-        raise ValueError(
-            f"the two views must have the same shape, got {shape_a} and {shape_b}; "
-            "crop both views to the same image size"
-        )
-    if shape_a[0] == 1:
-        raise ValueError(
-            "a per-replica batch of 1 leaves the batch statistics of Barlow Twins undefined; "
-            "use a per-replica batch of at least 2 (in practice ≥ 32)"
-        )
-    return view_a, view_b
-
-
-def _describe(data):
-    if isinstance(data, dict):
-        return f"a dict with keys {sorted(data)}"
-    if isinstance(data, (tuple, list)):
-        inner = ", ".join(_describe(d) for d in data)
-        return f"a {type(data).__name__} of {len(data)} ({inner})"
-    shape = getattr(data, "shape", None)
-    if shape is not None:
-        return f"a single tensor of shape {tuple(shape)}"
-    return repr(type(data))
-
-
-@keras.saving.register_keras_serializable(package="keras_barlow")
-class BarlowTwins(keras.Model):
+class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
     """Barlow Twins (Zbontar et al., 2021) as a `keras.Model` you `fit`.
 
     Both views go through the shared `encoder` and projector; each view's embedding is
@@ -164,11 +57,16 @@ class BarlowTwins(keras.Model):
         **kwargs: `keras.Model` arguments such as `name`.
 
     Example:
-    >>> encoder = keras_barlow.resnet(18, (32, 32, 3), small_images=True)
-    >>> model = BarlowTwins(encoder, projector_dims=(512, 512, 512))
-    >>> model.compile(optimizer=keras_barlow.LARS(0.2))
-    >>> model.fit(keras_barlow.pretraining_dataset("digits", batch_size=128, image_size=32))
-    >>> features = model.predict(images)  # the encoder's pooled features
+
+    ```python
+    import keras_barlow
+
+    encoder = keras_barlow.resnet(18, (32, 32, 3), small_images=True)
+    model = keras_barlow.BarlowTwins(encoder, projector_dims=(512, 512, 512))
+    model.compile(optimizer=keras_barlow.LARS(0.2))
+    model.fit(keras_barlow.pretraining_dataset("digits", batch_size=128, image_size=32))
+    features = model.predict(images)  # the encoder's pooled features
+    ```
     """
 
     def __init__(
@@ -197,10 +95,11 @@ class BarlowTwins(keras.Model):
         self.on_diag_tracker = keras.metrics.Mean(name="on_diag")
         self.off_diag_tracker = keras.metrics.Mean(name="off_diag")
         self.embedding_std_tracker = keras.metrics.Mean(name="embedding_std")
-        self._trainer = _backend_trainer()
+        self._trainer = select_trainer()
         if self.image_shape is not None:
-            # Built now, not lazily inside the (possibly distributed) first step: variables
-            # created inside `strategy.run` fail (../shared/NOTES.md §2).
+            # Built now, not lazily inside the (possibly distributed) first step: a batch norm
+            # first built inside `strategy.run` makes `fit` fail ("You must feed a value for
+            # placeholder tensor ...").
             self.build((None, *self.image_shape))
 
     def _encoder_image_shape(self):
@@ -267,11 +166,7 @@ class BarlowTwins(keras.Model):
 
     def batchnorm_layers(self):
         """Every `BatchNormalization` layer of the encoder and the projector."""
-        return [
-            layer
-            for layer in self._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, keras.layers.BatchNormalization)
-        ]
+        return _compat.batch_norm_layers(self)
 
     def train_step(self, *args):
         # TF calls train_step(data); JAX calls train_step(state, data).
@@ -284,13 +179,10 @@ class BarlowTwins(keras.Model):
         self._trainer.prepare_train_function(self)
         return super().make_train_function(force=force)
 
-    def _maybe_symbolic_build(self, *args, **kwargs):
+    def skip_symbolic_build(self):
         # Keras 3 `fit` under MultiWorkerMirroredStrategy (keras-team/keras#20585): the TF
-        # trainer skips this symbolic build there (the model is built in its constructor).
-        skip = getattr(self._trainer, "skip_symbolic_build", None)
-        if skip is not None and skip(self):
-            return None
-        return super()._maybe_symbolic_build(*args, **kwargs)
+        # trainer skips the symbolic build there (the model is built in its constructor).
+        return self._trainer.skip_symbolic_build(self)
 
     def fit(self, *args, callbacks=None, **kwargs):
         """`keras.Model.fit`, plus a guard that stops at the first non-finite loss.
@@ -312,10 +204,7 @@ class BarlowTwins(keras.Model):
 
     def _keep_variables_on_failure(self, build_optimizer=False):
         # JAX: a failing first step (e.g. bad input) must not leave the variables empty.
-        guard = getattr(self._trainer, "keep_variables_on_failure", None)
-        if guard is None:
-            return contextlib.nullcontext()
-        return guard(self, build_optimizer=build_optimizer)
+        return self._trainer.keep_variables_on_failure(self, build_optimizer=build_optimizer)
 
     def get_config(self):
         config = super().get_config()
@@ -339,64 +228,3 @@ class BarlowTwins(keras.Model):
         config = dict(config)
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"), custom_objects=custom_objects)
         return cls(encoder=encoder, **config)
-
-
-@contextlib.contextmanager
-def unsynchronized_batchnorm(layers):
-    """Clears `synchronized` on batch norms while their configs are written.
-
-    Training on several TF replicas switches it on (see `trainers/tensorflow.py`); saved
-    configs must not carry it, or the JAX backend could not load them.
-    """
-    layers = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized]
-    for layer in layers:
-        layer.synchronized = False
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.synchronized = True
-
-
-def embedding_std(z, *, sum_over_batch=None, batch_size=None):
-    """Collapse indicator: mean per-dimension std of the L2-normalised embeddings.
-
-    About `1/sqrt(dim)` for embeddings spread over the sphere, 0 when they collapse to a
-    point. Computed over the same (global) batch as the loss.
-    """
-    sum_over_batch = sum_over_batch or (lambda x: ops.sum(x, axis=0))
-    z = ops.cast(z, "float32")
-    z = z / ops.maximum(ops.sqrt(ops.sum(ops.square(z), axis=1, keepdims=True)), 1e-12)
-    n = ops.cast(batch_size if batch_size is not None else ops.shape(z)[0], "float32")
-    mean = sum_over_batch(z) / n
-    variance = sum_over_batch(ops.square(z - mean)) / n
-    return ops.mean(ops.sqrt(variance))
-
-
-class NonFiniteLossGuard(keras.callbacks.Callback):
-    """Stops `fit` with a `FloatingPointError` naming the step of the first non-finite loss.
-
-    `BarlowTwins.fit` adds it first, before any checkpoint callback.
-    """
-
-    def on_train_begin(self, logs=None):
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        value = (logs or {}).get("loss")
-        if value is None:
-            return
-        value = float(value)
-        if not math.isfinite(value):
-            self.model.stop_training = True
-            optimizer = self.model.optimizer
-            step = int(ops.convert_to_numpy(optimizer.iterations)) if optimizer else batch
-            raise FloatingPointError(
-                f"the Barlow Twins loss became {value} at step {step} (epoch {self._epoch}, "
-                f"batch {batch}); training stopped before any later callback could save "
-                "these weights. Lower the learning rate, check the input for NaNs, or use "
-                "mixed_float16 only with loss scaling."
-            )

@@ -63,8 +63,11 @@ class LARS(keras.optimizers.Optimizer):
             semantics, which are LARS's (see above).
 
     Example:
-    >>> schedule = WarmupCosine(0.2 * 512 / 256, total_steps=10_000, warmup_steps=1_000)
-    >>> model.compile(optimizer=LARS(schedule))
+    >>> optimizer = LARS(WarmupCosine(0.2 * 512 / 256, total_steps=10_000, warmup_steps=1_000))
+    >>> optimizer.bias_lr_multiplier, optimizer.eta
+    (0.024, 0.001)
+
+    Then `model.compile(optimizer=optimizer)`.
     """
 
     def __init__(
@@ -147,7 +150,12 @@ def trust_ratio(variable, update, eta):
 
 
 def _check_non_negative(name, value):
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or not math.isfinite(value):
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or value < 0
+        or not math.isfinite(value)
+    ):
         raise ValueError(f"LARS {name} must be a non-negative number, got {value!r}")
 
 
@@ -168,8 +176,8 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
     >>> schedule = WarmupCosine(0.4, total_steps=1000, warmup_steps=100)
-    >>> float(schedule(100))  # the peak
-    0.4
+    >>> [round(float(schedule(step)), 4) for step in (0, 50, 100, 1000)]  # 0, half, peak, end
+    [0.0, 0.2, 0.4, 0.0004]
     """
 
     def __init__(self, peak_learning_rate, total_steps, warmup_steps, end_fraction=PAPER_END_FRACTION):
@@ -179,7 +187,8 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
             raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
         if int(warmup_steps) != warmup_steps or not 0 <= warmup_steps <= total_steps:
             raise ValueError(
-                f"warmup_steps must be an integer between 0 and total_steps={total_steps}, got {warmup_steps!r}"
+                f"warmup_steps must be an integer between 0 and total_steps={total_steps}, "
+                f"got {warmup_steps!r}"
             )
         if not 0 <= end_fraction <= 1:
             raise ValueError(f"end_fraction must be in [0, 1], got {end_fraction!r}")
@@ -248,7 +257,7 @@ def paper_schedule(
     if warmup_epochs < 0:
         raise ValueError(f"warmup_epochs must be non-negative, got {warmup_epochs!r}")
     total_steps = epochs * steps_per_epoch
-    warmup_steps = min(int(round(warmup_epochs * steps_per_epoch)), total_steps // 10)
+    warmup_steps = min(round(warmup_epochs * steps_per_epoch), total_steps // 10)
     return WarmupCosine(
         peak_learning_rate=base_learning_rate * global_batch_size / REFERENCE_BATCH_SIZE,
         total_steps=total_steps,
@@ -305,8 +314,12 @@ def paper_optimizer(
         A `LARS` optimizer whose learning rate is a `WarmupCosine`.
 
     Example:
-    >>> optimizer = paper_optimizer(256, epochs=100, steps_per_epoch=len(dataset))
-    >>> model.compile(optimizer=optimizer)
+    >>> optimizer = paper_optimizer(256, epochs=100, steps_per_epoch=50)
+    >>> schedule = optimizer.get_config()["learning_rate"]["config"]
+    >>> schedule["peak_learning_rate"], schedule["total_steps"], schedule["warmup_steps"]
+    (0.2, 5000, 500)
+
+    Then `model.compile(optimizer=optimizer)`.
     """
     if not weight_learning_rate > 0 or bias_learning_rate < 0:
         raise ValueError(
@@ -343,6 +356,10 @@ def _check_run(global_batch_size, epochs, steps_per_epoch):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
             raise ValueError(
                 f"{name} must be a positive integer, got {value!r}"
-                + (" (use len(dataset) or dataset.cardinality() for steps_per_epoch)" if name == "steps_per_epoch" else "")
+                + (
+                    " (use len(dataset) or dataset.cardinality() for steps_per_epoch)"
+                    if name == "steps_per_epoch"
+                    else ""
+                )
             )
     return int(global_batch_size), int(epochs), int(steps_per_epoch)

@@ -2,16 +2,18 @@
 tests marked `tensorflow_only` are skipped in the JAX pass of the suite."""
 
 import os
-import subprocess
 import sys
+
+# `from helpers import ...` (and `from conftest import run_python`) work from every test
+# folder: pytest's importlib mode does not put test folders on sys.path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import pytest  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import keras
+import pytest
+from helpers import REPO, run_python  # noqa: F401
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,16 +30,3 @@ def _seed():
     keras.utils.set_random_seed(0)
     yield
     keras.backend.clear_session()
-
-
-def run_python(code, *, env=None, timeout=600):
-    """Runs `code` in a fresh interpreter (for device splits and backends that must be
-    chosen before TF/JAX start) and returns its stdout; fails with its stderr."""
-    full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-6000:]}")
-    return result.stdout
-

@@ -57,7 +57,9 @@ def test_parameter_counts_match_torchvision(depth):
 
 
 @architecture_check
-@pytest.mark.parametrize("depth, block_type, blocks", [(18, "basic_block", [2, 2, 2, 2]), (50, "bottleneck_block", [3, 4, 6, 3])])
+@pytest.mark.parametrize(
+    "depth, block_type, blocks", [(18, "basic_block", [2, 2, 2, 2]), (50, "bottleneck_block", [3, 4, 6, 3])]
+)
 def test_same_graph_and_outputs_as_keras_hub_resnet(depth, block_type, blocks):
     ours = resnet(depth, (32, 32, 3), zero_init_residual=False)
     hub = keras_hub.models.ResNetBackbone(
@@ -69,8 +71,11 @@ def test_same_graph_and_outputs_as_keras_hub_resnet(depth, block_type, blocks):
         block_type=block_type,
         image_shape=(32, 32, 3),
     )
+
     def weighted_layers(model):
-        return {layer.name: [tuple(w.shape) for w in layer.weights] for layer in model.layers if layer.weights}
+        return {
+            layer.name: [tuple(w.shape) for w in layer.weights] for layer in model.layers if layer.weights
+        }
 
     assert weighted_layers(ours) == weighted_layers(hub)
     assert [layer.name for layer in ours.layers[1:]] == [layer.name for layer in hub.layers[1:]]
@@ -81,7 +86,9 @@ def test_same_graph_and_outputs_as_keras_hub_resnet(depth, block_type, blocks):
     assert {k: tuple(v.shape) for k, v in ours.pyramid_outputs.items()} == {
         k: tuple(v.shape) for k, v in hub.pyramid_outputs.items()
     }
-    assert ours.pyramid_level_inputs == {f"P{i + 2}": f"stack{i}_block{n - 1}_out" for i, n in enumerate(blocks)}
+    assert ours.pyramid_level_inputs == {
+        f"P{i + 2}": f"stack{i}_block{n - 1}_out" for i, n in enumerate(blocks)
+    }
 
 
 def test_small_images_stem():
@@ -101,7 +108,10 @@ def test_small_images_stem():
 def test_imagenet_stem_levels_and_width():
     standard = resnet(18, (64, 64, 3), width=8)
     assert {k: tuple(v.shape[1:]) for k, v in standard.pyramid_outputs.items()} == {
-        "P2": (16, 16, 8), "P3": (8, 8, 16), "P4": (4, 4, 32), "P5": (2, 2, 64)
+        "P2": (16, 16, 8),
+        "P3": (8, 8, 16),
+        "P4": (4, 4, 32),
+        "P5": (2, 2, 64),
     }
     assert resnet(50, width=8).output_shape[-1] == 256  # 32 × width after bottlenecks
 
@@ -130,7 +140,9 @@ def test_zero_init_blocks_start_as_identity():
     # With zero-initialised residual branches every block is relu(shortcut); stack 0 of
     # ResNet-18 has identity shortcuts, so its output is the (non-negative) stem output.
     encoder = resnet(**SMALL)
-    probe = keras.Model(encoder.inputs, [encoder.get_layer("conv1_relu").output, encoder.pyramid_outputs["P0"]])
+    probe = keras.Model(
+        encoder.inputs, [encoder.get_layer("conv1_relu").output, encoder.pyramid_outputs["P0"]]
+    )
     stem, p0 = probe(np.random.default_rng(0).random((2, 16, 16, 3), dtype="float32"))
     np.testing.assert_allclose(_numpy(p0), _numpy(stem), rtol=1e-6, atol=1e-6)
 
@@ -154,14 +166,23 @@ def test_keras_round_trip_keeps_pyramid_level_inputs(tmp_path):
     assert type(loaded) is BarlowResNetBackbone
     assert loaded.pyramid_level_inputs == encoder.pyramid_level_inputs
     config = loaded.get_config()
-    assert (config["depth"], config["width"], config["small_images"], config["zero_init_residual"]) == (18, 4, True, True)
+    assert (config["depth"], config["width"], config["small_images"], config["zero_init_residual"]) == (
+        18,
+        4,
+        True,
+        True,
+    )
     images = np.random.default_rng(1).random((2, 16, 16, 3), dtype="float32")
     np.testing.assert_array_equal(_numpy(loaded(images)), _numpy(encoder(images)))
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(depth=20), "depth"), (dict(depth=18, width=0), "width"), (dict(depth=18, image_shape=(32, 32)), "image_shape")],
+    [
+        (dict(depth=20), "depth"),
+        (dict(depth=18, width=0), "width"),
+        (dict(depth=18, image_shape=(32, 32)), "image_shape"),
+    ],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

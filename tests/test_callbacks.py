@@ -9,9 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_barlow import BarlowTwins
+from keras_barlow import BarlowTwins, evaluation
 from keras_barlow import callbacks as cb
-from keras_barlow import evaluation
 
 
 def tiny_model(image_size=8, dims=(16, 16)):
@@ -154,7 +153,7 @@ def test_cross_correlation_monitor_writes_png_and_tensorboard(tmp_path):
 
     scalars, images = read_events(tmp_path / "monitors")
     assert [step for step, _ in images["cross_correlation"]] == [2, 3]
-    step, encoded = images["cross_correlation"][-1]
+    _, encoded = images["cross_correlation"][-1]
     import tensorflow as tf
 
     decoded = tf.io.decode_png(encoded[2]).numpy()  # [width, height, png bytes]

@@ -27,7 +27,9 @@ def test_loss_matches_numpy(n, d, lambd):
     z_b = (0.7 * z_a + rng.normal(size=(n, d)) + 2.0).astype("float32")
     c_ref, loss_ref, on_ref, off_ref = numpy_loss(z_a, z_b, lambd, scale_loss=0.024)
     terms = losses.barlow_twins_terms(z_a, z_b, lambd=lambd, scale_loss=0.024)
-    np.testing.assert_allclose(ops.convert_to_numpy(losses.cross_correlation(z_a, z_b)), c_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(losses.cross_correlation(z_a, z_b)), c_ref, rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_allclose(float(terms["loss"]), loss_ref, rtol=1e-4)
     np.testing.assert_allclose(float(terms["on_diag"]), on_ref, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(float(terms["off_diag"]), off_ref, rtol=1e-4)

@@ -6,8 +6,8 @@ import math
 import keras
 import numpy as np
 import pytest
-
 from conftest import run_python
+
 from keras_barlow.optimizers import LARS, WarmupCosine, paper_optimizer, paper_schedule, trust_ratio
 
 only_in_tensorflow_pass = pytest.mark.skipif(
@@ -72,8 +72,15 @@ def test_lars_matches_the_official_update_over_several_steps(exclude):
         optimizer.apply(grads, variables)
         lr = official_lr(step, batch_size=1024, epochs=6, steps_per_epoch=1, warmup_epochs=2) * 0.2
         params, mus = numpy_lars_step(
-            params, [g.astype("float64") for g in grads], mus, lr, lr * 0.024,
-            wd=kwargs["weight_decay"], momentum=0.9, eta=1e-3, exclude=exclude,
+            params,
+            [g.astype("float64") for g in grads],
+            mus,
+            lr,
+            lr * 0.024,
+            wd=kwargs["weight_decay"],
+            momentum=0.9,
+            eta=1e-3,
+            exclude=exclude,
         )
         for got, want in zip(_to_numpy(variables), params):
             np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
@@ -100,7 +107,9 @@ def test_zero_weights_and_zero_gradients_stay_finite():
     bias = keras.Variable(np.zeros(3, "float32"))
     optimizer = LARS(0.5, weight_decay=1e-6, bias_lr_multiplier=0.1)
     grad = np.full((3, 3), 0.25, "float32")
-    optimizer.apply([np.zeros((3, 3), "float32"), grad, np.zeros(3, "float32")], [kernel_still, kernel_moving, bias])
+    optimizer.apply(
+        [np.zeros((3, 3), "float32"), grad, np.zeros(3, "float32")], [kernel_still, kernel_moving, bias]
+    )
     values = _to_numpy([kernel_still, kernel_moving, bias])
     assert all(np.isfinite(v).all() for v in values)
     np.testing.assert_array_equal(values[0], 0.0)
@@ -110,9 +119,14 @@ def test_zero_weights_and_zero_gradients_stay_finite():
 
 def test_schedule_matches_the_official_formula_at_every_step():
     batch, epochs, steps_per_epoch = 512, 20, 3
-    schedule = WarmupCosine(0.2 * batch / 256, total_steps=epochs * steps_per_epoch, warmup_steps=10 * steps_per_epoch)
+    schedule = WarmupCosine(
+        0.2 * batch / 256, total_steps=epochs * steps_per_epoch, warmup_steps=10 * steps_per_epoch
+    )
     got = keras.ops.convert_to_numpy(schedule(np.arange(epochs * steps_per_epoch)))
-    want = [0.2 * official_lr(s, batch_size=batch, epochs=epochs, steps_per_epoch=steps_per_epoch) for s in range(60)]
+    want = [
+        0.2 * official_lr(s, batch_size=batch, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        for s in range(60)
+    ]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8)
 
 
@@ -190,7 +204,9 @@ def test_official_world_size_reproduces_the_official_gradient_scale():
     world = 4
     rng = np.random.default_rng(1)
     variables = _variables(rng)
-    optimizer = paper_optimizer(512, epochs=4, steps_per_epoch=2, official_world_size=world, weight_decay=1e-3)
+    optimizer = paper_optimizer(
+        512, epochs=4, steps_per_epoch=2, official_world_size=world, weight_decay=1e-3
+    )
     params = _to_numpy(variables)
     mus = [np.zeros_like(p) for p in params]
     for step in range(3):
@@ -198,8 +214,14 @@ def test_official_world_size_reproduces_the_official_gradient_scale():
         optimizer.apply(grads, variables)
         lr = float(keras.ops.convert_to_numpy(optimizer._learning_rate(step)))
         params, mus = numpy_lars_step(
-            params, [g.astype("float64") / world for g in grads], mus, lr, lr * 0.024,
-            wd=1e-3, momentum=0.9, eta=1e-3,
+            params,
+            [g.astype("float64") / world for g in grads],
+            mus,
+            lr,
+            lr * 0.024,
+            wd=1e-3,
+            momentum=0.9,
+            eta=1e-3,
         )
     for got, want in zip(_to_numpy(variables), params):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
@@ -290,7 +312,9 @@ def test_barlow_twins_fit_with_the_paper_optimizer():
     history = model.fit(views, batch_size=16, epochs=2, verbose=0, shuffle=False)
     assert all(np.isfinite(history.history["loss"]))
     assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 4
-    changed = [not np.array_equal(a, keras.ops.convert_to_numpy(w)) for a, w in zip(before, model.trainable_weights)]
+    changed = [
+        not np.array_equal(a, keras.ops.convert_to_numpy(w)) for a, w in zip(before, model.trainable_weights)
+    ]
     assert all(changed)
 
 

@@ -18,13 +18,13 @@ import time
 import keras
 import numpy as np
 import pytest
+from helpers import run_python
 
 import keras_barlow
-from conftest import run_python
 from keras_barlow import distribute
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TESTS)
+REPO = os.path.dirname(os.path.dirname(TESTS))
 ON_JAX = keras.backend.backend() == "jax"
 jax_only = pytest.mark.skipif(not ON_JAX, reason="runs in the JAX pass (KERAS_BACKEND=jax)")
 
@@ -111,7 +111,7 @@ class PerHalfStatistics(keras_barlow.BarlowTwins):
 def _subprocess_prelude(block_tensorflow=False):
     """Code that makes the helpers of this file importable in a fresh interpreter and,
     optionally, makes TensorFlow unimportable there (as on a JAX-only machine)."""
-    code = f"import sys; sys.path.insert(0, {TESTS!r})\n"
+    code = f"import sys; sys.path[:0] = [{TESTS!r}, {os.path.dirname(TESTS)!r}]\n"
     if block_tensorflow:
         code += textwrap.dedent(
             """
@@ -284,7 +284,9 @@ def test_data_parallel_on_two_devices_equals_one_device(one_device_run):
     exact = max_abs_diff(reference, distributed)
     wrong, _ = train(tiny_model(PerHalfStatistics))
     per_device = max_abs_diff(reference, wrong)
-    print(f"weights moved {trained:.3g}; 2 devices vs 1: {exact:.3g}; per-device statistics: {per_device:.3g}")
+    print(
+        f"weights moved {trained:.3g}; 2 devices vs 1: {exact:.3g}; per-device statistics: {per_device:.3g}"
+    )
     assert trained > 0.1  # training changed the weights
     assert exact < EXACT
     assert per_device > 1000 * EXACT
@@ -299,9 +301,9 @@ def _free_port():
 
 _WORKER = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     port, process_id, out_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    sys.path.insert(0, sys.argv[4])
+    sys.path[:0] = [sys.argv[4], os.path.dirname(sys.argv[4])]
     import keras
     import numpy as np
     from keras_barlow import distribute
@@ -334,7 +336,7 @@ def test_two_processes_equal_one_device(one_device_run, tmp_path):
     env = {**os.environ, "PYTHONPATH": REPO, **_jax_env()}
     env.pop("XLA_FLAGS", None)
     outputs = [str(tmp_path / f"process{i}.npz") for i in range(2)]
-    logs = [open(tmp_path / f"process{i}.log", "w+") for i in range(2)]
+    logs = [open(tmp_path / f"process{i}.log", "w+") for i in range(2)]  # noqa: SIM115 (closed below)
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(port), str(i), outputs[i], TESTS],
@@ -425,15 +427,20 @@ def test_same_loss_and_step_as_tensorflow(tmp_path):
     for w_jax, w_tf, w0 in zip(model.get_weights(), tf_step, initial):
         step = np.max(np.abs(w_tf - w0))
         np.testing.assert_allclose(w_jax, w_tf, rtol=1e-5, atol=1e-5 * max(step, 1e-3))
-    print(f"TF vs JAX after one step: max |Δw| {max_abs_diff(model.get_weights(), tf_step):.3g}, "
-          f"step size {max_abs_diff(tf_step, initial):.3g}")
+    print(
+        f"TF vs JAX after one step: max |Δw| {max_abs_diff(model.get_weights(), tf_step):.3g}, "
+        f"step size {max_abs_diff(tf_step, initial):.3g}"
+    )
 
 
 # --- errors and precision on JAX --------------------------------------------------------
 
 
 BAD_INPUTS = [
-    (lambda a, b: (a,), r"expected a dataset of \(view_a, view_b\) pairs of image batches, got a single tensor"),
+    (
+        lambda a, b: (a,),
+        r"expected a dataset of \(view_a, view_b\) pairs of image batches, got a single tensor",
+    ),
     (lambda a, b: (a, np.zeros(len(a), "int32")), r"Barlow Twins is self-supervised"),
     (lambda a, b: ((a, b[:, :4, :4]),), r"the two views must have the same shape"),
     (lambda a, b: ({"view_a": a, "b": b},), r"missing \['view_b'\]"),
@@ -457,9 +464,13 @@ def test_bad_input_errors_leave_the_model_usable():
     # Untouched: same weights, optimizer at step 0 with empty slots; and it still works.
     assert max_abs_diff(model.get_weights(), seeded_weights(model)) == 0.0
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
-    np.testing.assert_allclose(model.predict(a, verbose=0), keras.ops.convert_to_numpy(model(a)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(a, verbose=0), keras.ops.convert_to_numpy(model(a)), rtol=1e-5, atol=1e-6
+    )
     history = model.fit((a, b), batch_size=4, epochs=1, verbose=0).history
-    assert np.isfinite(history["loss"][0]) and int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2
+    assert (
+        np.isfinite(history["loss"][0]) and int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2
+    )
 
 
 @jax_only

@@ -1,6 +1,6 @@
 """MultiWorkerMirroredStrategy, for real: two local worker processes (TF_CONFIG on
 127.0.0.1) train `BarlowTwins` with plain `model.fit` — through the Keras 3 workaround in
-`trainers/tensorflow.py` — and end with the weights of one process trained on the same
+`keras_barlow/_compat.py` — and end with the weights of one process trained on the same
 global batches."""
 
 import json
@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 420
 EXACT = 1e-5
 
@@ -146,14 +146,20 @@ def test_fit_on_two_workers_equals_one_process(tmp_path):
         with open(path + ".json") as f:
             infos.append(json.load(f))
     for index, info in enumerate(infos):
-        assert (info["kind"], info["replicas"], info["workers"], info["index"]) == ("multiworker", 2, 2, index)
+        assert (info["kind"], info["replicas"], info["workers"], info["index"]) == (
+            "multiworker",
+            2,
+            2,
+            index,
+        )
         assert info["workaround"] is True  # Keras 3 fit needs it under several workers
         assert "keras-team/keras#19246" in info.get("spe2_error", "")
     saved = [np.load(path) for path in outputs]
     single = _weights(saved[0], "single")
     exact = _weights(saved[0], "exact")
     trained = _max_diff(single, _weights(saved[0], "initial"))
-    results = {"weights moved by training": trained,
+    results = {
+        "weights moved by training": trained,
         "workers agree": _max_diff(exact, _weights(saved[1], "exact")),
         "2 workers vs 1 process": _max_diff(exact, single),
         "per-worker batch norm vs 1 process": _max_diff(_weights(saved[0], "unsynced"), single),

@@ -8,8 +8,7 @@ TF's collectives clash.
 import json
 
 import pytest
-
-from conftest import run_python
+from helpers import run_python
 
 SCRIPT = r"""
 import json, os
@@ -53,7 +52,7 @@ no_sync_w, _ = train(mirrored, sync_batchnorm=False)
 def per_replica_reducers(view_a):
     context = tf.distribute.get_replica_context()
     return None, None, context.num_replicas_in_sync
-tf_trainer._global_reducers = per_replica_reducers
+tf_trainer.TensorFlowTrainer.global_reducers = lambda self, view_a: per_replica_reducers(view_a)
 local_c_w, _ = train(mirrored)
 
 print(json.dumps({
