@@ -86,3 +86,29 @@ def _describe(data):
     if shape is not None:
         return f"a single tensor of shape {tuple(shape)}"
     return repr(type(data))
+
+
+def encoder_of(model_or_encoder):
+    """The encoder inside a `BarlowTwins` model, or the argument itself.
+
+    Recognises the model by its `encoder` and `projector` attributes, so that evaluation and
+    transfer code need not import `keras_barlow.model` (which would close an import cycle
+    through the callbacks).
+
+    Args:
+        model_or_encoder: a `BarlowTwins` model, or any encoder.
+
+    Returns:
+        `model_or_encoder.encoder` for a `BarlowTwins` model, else `model_or_encoder`.
+
+    Example:
+    >>> class Model:
+    ...     encoder, projector = "the encoder", "the projector"
+    >>> encoder_of(Model())
+    'the encoder'
+    >>> encoder_of("an encoder")
+    'an encoder'
+    """
+    if hasattr(model_or_encoder, "encoder") and hasattr(model_or_encoder, "projector"):
+        return model_or_encoder.encoder
+    return model_or_encoder

@@ -79,7 +79,7 @@ from keras_barlow.evaluation.representation import (
 from keras_barlow.evaluation.subsets import balanced_subset, stratified_split
 
 # Importable from `keras_barlow.evaluation` before it became a package; kept for old imports.
-from keras_barlow.model import BarlowTwins, FeaturePooling  # noqa: F401
+from keras_barlow.layers import FeaturePooling  # noqa: F401
 
 __all__ = [
     "FINETUNE_ENCODER_LR",

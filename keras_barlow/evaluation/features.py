@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_barlow.model import FeaturePooling
+from keras_barlow.layers import FeaturePooling
 
 
 @dataclasses.dataclass

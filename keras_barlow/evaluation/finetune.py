@@ -15,7 +15,8 @@ from keras_barlow.evaluation.optimizers import (
     FineTuneSGD,
 )
 from keras_barlow.evaluation.subsets import balanced_subset
-from keras_barlow.model import BarlowTwins, FeaturePooling
+from keras_barlow.layers import FeaturePooling
+from keras_barlow.views import encoder_of
 
 
 def _copy_encoder(encoder):
@@ -112,7 +113,7 @@ def fine_tune(
     """
     import tensorflow as tf
 
-    backbone = encoder.encoder if isinstance(encoder, BarlowTwins) else encoder
+    backbone = encoder_of(encoder)
     if not isinstance(backbone, keras.Model):
         raise ValueError(f"fine_tune needs a Keras model as encoder, got {type(encoder).__name__}")
     if fraction is None and shots is None:

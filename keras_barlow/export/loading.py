@@ -66,8 +66,6 @@ def load_encoder(directory):
         )
     card = read_model_card(path) if os.path.exists(os.path.join(path, CARD_FILE)) else None
     check_archive(keras_path, card)
-    import keras_barlow.export.preset  # noqa: F401  (registers every class an export names)
-
     try:
         encoder = keras.models.load_model(keras_path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for bad archives

@@ -21,6 +21,7 @@ import numpy as np
 from keras_barlow import _compat
 from keras_barlow.augment import check_mean_std
 from keras_barlow.model import unsynchronized_batchnorm
+from keras_barlow.views import encoder_of
 
 PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
 
@@ -203,8 +204,8 @@ def resolve_encoder(encoder, preprocessing=None):
 
     if isinstance(encoder, (str, os.PathLike)):
         encoder = export.load_encoder(encoder)
-    elif hasattr(encoder, "encoder") and hasattr(encoder, "projector"):  # a BarlowTwins model
-        encoder = encoder.encoder
+    else:
+        encoder = encoder_of(encoder)
     card = export.model_card(encoder)
     from_card = _mean_std((card or {}).get("preprocessing"))
     given = _mean_std(preprocessing)
