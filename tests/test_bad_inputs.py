@@ -140,13 +140,11 @@ def test_steps_per_epoch_beyond_the_data_repeats_it_or_refuses(tmp_path):
         assert summary["optimizer_steps"] == 12
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19: float images in 0..255 are accepted by pretraining_dataset")
 def test_float_images_in_0_255_are_refused():
     with pytest.raises(ValueError, match=r"\[0, 1\].*(/ ?255|divide)"):
         first_batch(images(scale=255.0))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19: negative float images are accepted by pretraining_dataset")
 def test_negative_float_images_are_refused():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         first_batch(images(offset=-1.0))
@@ -301,10 +299,6 @@ def test_a_corrupt_backup_error_says_how_to_resume_from_the_older_one(tmp_path):
     assert (older / "model.weights.h5").read_bytes() == b"weights"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19: a truncated image passes the header check and is dropped at decode time, uncounted",
-)
 def test_a_truncated_image_in_a_folder_is_skipped_and_counted(tmp_path):
     import tensorflow as tf
 
@@ -444,9 +438,6 @@ def test_pretraining_dataset_refuses_bad_settings(kwargs, message):
         first_batch(images(), **kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 19 probe: image_size='32' is refused as 'got 32', hiding that it is a string"
-)
 def test_a_string_image_size_is_named_as_a_string():
     with pytest.raises(ValueError, match=r"image_size.*got '32'"):
         first_batch(images(), image_size="32")
@@ -482,7 +473,6 @@ def test_labels_and_images_of_different_lengths_are_refused():
         labeled_dataset((images(), np.arange(30)), batch_size=8, image_size=16, preset="cifar")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 probe: negative labels are accepted by labeled_dataset")
 def test_negative_labels_are_refused():
     from keras_barlow.data import labeled_dataset
 
