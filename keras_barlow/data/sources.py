@@ -143,7 +143,8 @@ def check_labels(labels, num_images):
     """Class labels as int64 `(n,)`, refusing what cannot be class indices.
 
     Args:
-        labels: `(n,)` or `(n, 1)` integers (or whole floats) >= 0.
+        labels: `(n,)` or `(n, 1)` integers (or whole floats) >= 0; -1 marks an
+            unlabelled image (as TFDS's `stl10` "unlabelled" split does).
         num_images: the number of images they label.
 
     Returns:
@@ -152,7 +153,7 @@ def check_labels(labels, num_images):
     Example:
     ```python
     check_labels([[2], [0]], 2)  # array([2, 0])
-    check_labels([1, -5], 2)  # ValueError: ... got -5, but they must be non-negative
+    check_labels([1, -5], 2)  # ValueError: labels: got -5, but class indices must be non-negative ...
     ```
     """
     labels = np.asarray(labels)
@@ -173,9 +174,10 @@ def check_labels(labels, num_images):
     not_whole = ~np.isfinite(labels) | (labels != np.round(labels)) if labels.dtype.kind == "f" else []
     if np.any(not_whole):
         raise ValueError(f"labels must be whole class indices, got {labels[not_whole][0]:g}")
-    if labels.size and labels.min() < 0:
+    if labels.size and labels.min() < NO_LABEL:
         raise ValueError(
-            f"labels must be class indices 0, 1, ...; got {labels.min():g}, but they must be non-negative"
+            f"labels: got {labels.min():g}, but class indices must be non-negative "
+            f"({NO_LABEL} marks an unlabelled image, as in TFDS)"
         )
     return labels.astype(np.int64)
 
@@ -225,7 +227,8 @@ def array_source(images, labels=None):
 
 
 def _checked_element(image, label, has_labels):
-    """In-graph checks of a `tf.data` element: float pixels in [0, 1], labels >= 0."""
+    """In-graph checks of a `tf.data` element: float pixels in [0, 1], labels >= -1 (as in
+    `check_labels`); two reductions per image."""
     checks = []
     if image.dtype.is_floating:
         in_range = tf.logical_and(
@@ -245,7 +248,8 @@ def _checked_element(image, label, has_labels):
     if has_labels:
         checks.append(
             tf.debugging.Assert(
-                label >= 0, ["dataset source: labels must be non-negative class indices, got", label]
+                label >= NO_LABEL,
+                [f"dataset source: class indices must be non-negative ({NO_LABEL}: unlabelled), got", label],
             )
         )
     with tf.control_dependencies(checks):

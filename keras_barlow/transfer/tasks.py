@@ -35,7 +35,6 @@ BOUNDING_BOX_FORMATS = (
     "rel_xywh",
     "rel_xyxy",
     "rel_yxyx",
-    "rel_center_xywh",
 )
 
 
