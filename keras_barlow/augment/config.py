@@ -53,7 +53,27 @@ def check_mean_std(mean, std):
             raise ValueError(f"{name} needs one value per RGB channel (3), got {value}")
     if not min(std) > 0:  # also NaN
         raise ValueError(f"std must be 3 positive stds (images are divided by them), got {std}")
-    # Statistics of [0, 1] pixels: a mean outside [0, 1] or a std above 1 is on the 0-255 scale.
+    return mean, std
+
+
+def check_unit_scale_statistics(mean, std):
+    """`check_mean_std`, and refuses statistics on the 0-255 scale: the package normalises
+    RGB in [0, 1], whose mean lies in [0, 1] and whose std is at most 0.5 (1 allowed, for an
+    identity normalisation).
+
+    Args:
+        mean, std: as in `check_mean_std`.
+
+    Returns:
+        `(mean, std)` as tuples of floats.
+
+    Example:
+    >>> check_unit_scale_statistics((123.7, 116.3, 103.5), (58.4, 57.1, 57.4))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: mean and std are statistics of RGB pixels in [0, 1], ...; divide 0-255 statistics by 255 ...
+    """
+    mean, std = check_mean_std(mean, std)
     if not (all(0.0 <= m <= 1.0 for m in mean) and max(std) <= 1.0):
         raise ValueError(
             f"mean and std are statistics of RGB pixels in [0, 1], got mean={mean}, std={std}; "
@@ -188,7 +208,8 @@ class AugmentationConfig:
     Args:
         image_size: output size, an int or `(height, width)`.
         view_a, view_b: `ViewConfig`s (dicts are accepted).
-        mean, std: per-channel normalisation of the [0, 1] RGB output (see `check_mean_std`).
+        mean, std: per-channel normalisation of the [0, 1] RGB output (see
+            `check_unit_scale_statistics`).
         eval_crop_fraction: `labeled_dataset` centre-crops this fraction of the shorter side
             before resizing (ImageNet's 224/256 = 0.875; 1.0 = the whole image).
     """
@@ -214,7 +235,7 @@ class AugmentationConfig:
                 raise ValueError(
                     f"{name} must be a ViewConfig or a dict of its fields, got {type(view).__name__}"
                 )
-        mean, std = check_mean_std(self.mean, self.std)
+        mean, std = check_unit_scale_statistics(self.mean, self.std)
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
         if not 0.0 < float(self.eval_crop_fraction) <= 1.0:
