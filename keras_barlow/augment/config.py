@@ -17,6 +17,7 @@ Barlow Twins (Zbontar et al., 2021) uses BYOL's recipe, asymmetric between the v
 """
 
 import dataclasses
+import numbers
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,13 +51,42 @@ def check_mean_std(mean, std):
     for name, value in (("mean", mean), ("std", std)):
         if len(value) != 3:
             raise ValueError(f"{name} needs one value per RGB channel (3), got {value}")
-    if min(std) <= 0:
+    if not min(std) > 0:  # also NaN
         raise ValueError(f"std must be 3 positive stds (images are divided by them), got {std}")
     return mean, std
 
 
+def check_unit_scale_statistics(mean, std):
+    """`check_mean_std`, and refuses statistics on the 0-255 scale: the package normalises
+    RGB in [0, 1], whose mean lies in [0, 1] and whose std is at most 0.5 (1 allowed, for an
+    identity normalisation).
+
+    Args:
+        mean, std: as in `check_mean_std`.
+
+    Returns:
+        `(mean, std)` as tuples of floats.
+
+    Example:
+    >>> check_unit_scale_statistics((123.7, 116.3, 103.5), (58.4, 57.1, 57.4))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: mean and std are statistics of RGB pixels in [0, 1], ...; divide 0-255 statistics by 255 ...
+    """
+    mean, std = check_mean_std(mean, std)
+    if not (all(0.0 <= m <= 1.0 for m in mean) and max(std) <= 1.0):
+        raise ValueError(
+            f"mean and std are statistics of RGB pixels in [0, 1], got mean={mean}, std={std}; "
+            "divide 0-255 statistics by 255 (ImageNet: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225))"
+        )
+    return mean, std
+
+
 def _pair(value, name, *, low=None, high=None):
-    lo, hi = (float(v) for v in value)
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (min, max) pair of numbers, got {value!r}") from None
     if lo > hi or (low is not None and lo < low) or (high is not None and hi > high):
         bounds = f" within [{low}, {high}]" if low is not None or high is not None else ""
         raise ValueError(f"{name} must be a (min, max) pair with min <= max{bounds}, got {value}")
@@ -68,6 +98,28 @@ def _prob(value, name):
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} is a probability and must be in [0, 1], got {value}")
     return value
+
+
+def _whole_positive(value):
+    return (
+        isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= 1 and value == int(value)
+    )
+
+
+def _image_size(size):
+    """`(height, width)` from a positive int or a pair of them; anything else (a string, a
+    bool, a fraction, three numbers) is a ValueError naming what was received."""
+    value = size.item() if getattr(size, "ndim", None) == 0 else size
+    pair = (value, value) if isinstance(value, numbers.Number) else value
+    try:
+        valid = not isinstance(pair, (str, bytes)) and len(pair) == 2 and all(map(_whole_positive, pair))
+    except TypeError:  # no len()
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"image_size must be a positive int or (height, width), got {size!r} ({type(size).__name__})"
+        )
+    return (int(pair[0]), int(pair[1]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +208,8 @@ class AugmentationConfig:
     Args:
         image_size: output size, an int or `(height, width)`.
         view_a, view_b: `ViewConfig`s (dicts are accepted).
-        mean, std: per-channel normalisation of the [0, 1] RGB output (see `check_mean_std`).
+        mean, std: per-channel normalisation of the [0, 1] RGB output (see
+            `check_unit_scale_statistics`).
         eval_crop_fraction: `labeled_dataset` centre-crops this fraction of the shorter side
             before resizing (ImageNet's 224/256 = 0.875; 1.0 = the whole image).
     """
@@ -173,11 +226,7 @@ class AugmentationConfig:
     eval_crop_fraction: float = 0.875
 
     def __post_init__(self):
-        size = self.image_size
-        size = (size, size) if isinstance(size, int) or getattr(size, "ndim", 1) == 0 else tuple(size)
-        if len(size) != 2 or any(int(s) != s or int(s) < 1 for s in size):
-            raise ValueError(f"image_size must be a positive int or (height, width), got {self.image_size}")
-        object.__setattr__(self, "image_size", (int(size[0]), int(size[1])))
+        object.__setattr__(self, "image_size", _image_size(self.image_size))
         for name in ("view_a", "view_b"):
             view = getattr(self, name)
             if isinstance(view, dict):
@@ -186,7 +235,7 @@ class AugmentationConfig:
                 raise ValueError(
                     f"{name} must be a ViewConfig or a dict of its fields, got {type(view).__name__}"
                 )
-        mean, std = check_mean_std(self.mean, self.std)
+        mean, std = check_unit_scale_statistics(self.mean, self.std)
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
         if not 0.0 < float(self.eval_crop_fraction) <= 1.0:

@@ -9,8 +9,10 @@ dataset = pretraining_dataset(folder, batch_size=256)
 """
 
 import dataclasses
+import io
 import logging
 import os
+import zlib
 
 import tensorflow as tf
 
@@ -39,25 +41,89 @@ class ImageFolder:
     skipped: list
 
 
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk every PNG ends with
+HEAD_BYTES = 33  # PNG signature + IHDR chunk (its CRC is checked); enough for every other magic
+TAIL_BYTES = len(PNG_END)
+
+
+def _looks_complete(head, tail, size):
+    """Whether a file's last bytes hold its format's end marker (BMP: its declared size).
+
+    False means "maybe truncated": also files with data after the end marker, which
+    decode fine, so a False is confirmed by decoding before the file is skipped.
+    """
+    if head.startswith(b"\x89PNG"):
+        return tail.endswith(PNG_END)
+    if head.startswith(b"\xff\xd8\xff"):
+        return tail.endswith(b"\xff\xd9")
+    if head.startswith(b"GIF"):
+        return tail.endswith(b";")
+    return len(head) >= 6 and int.from_bytes(head[2:6], "little") <= size  # BMP
+
+
+def _png_header_is_intact(head):
+    """False when a PNG's IHDR chunk (image size, depth) fails its CRC; True for the rest."""
+    if not head.startswith(b"\x89PNG") or len(head) < HEAD_BYTES:
+        return True  # a shorter PNG is truncated: its tail tells
+    return zlib.crc32(head[12:29]) == int.from_bytes(head[29:33], "big")
+
+
+def _open(path):
+    """Local files with Python's `open` (twice as fast as `GFile` for two short reads), others
+    (`gs://`, …) with `tf.io.gfile`."""
+    return tf.io.gfile.GFile(path, "rb") if "://" in path else open(path, "rb")
+
+
+def _decode_error(content):
+    try:
+        tf.io.decode_image(content, channels=3, expand_animations=False)
+    except tf.errors.OpError as error:
+        return error.message.splitlines()[0]
+    return None
+
+
 def _check_file(path, validate):
-    """Why the file at `path` is unusable, or None when it is usable."""
+    """Why the file at `path` is unusable, or None when it is usable.
+
+    `"header"` reads the first and the last few bytes: a file that ends without its
+    format's end marker is decoded to tell a truncated file (skipped) from one with
+    trailing data (kept), so only those rare files cost a decode.
+    """
     if validate == "none":
         return None
     try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            head = f.read(8) if validate == "header" else f.read()
+        with _open(path) as f:
+            if validate == "decode":
+                content = f.read()
+                head, tail, size = content[:HEAD_BYTES], content[-TAIL_BYTES:], len(content)
+            else:
+                head = f.read(HEAD_BYTES)
+                size = f.seek(0, os.SEEK_END) if isinstance(f, io.IOBase) else f.size()
+                if size > HEAD_BYTES + TAIL_BYTES:
+                    f.seek(size - TAIL_BYTES)
+                    tail = f.read()
+                else:
+                    tail = (head + f.read())[-TAIL_BYTES:]
+                content = None
     except (OSError, tf.errors.OpError) as error:
         return f"unreadable: {error}"
     if not head:
         return "empty file"
     if not head.startswith(_MAGIC):
         return "not a JPEG, PNG, GIF or BMP file"
-    if validate == "decode":
-        try:
-            tf.io.decode_image(head, channels=3, expand_animations=False)
-        except tf.errors.OpError as error:
-            return f"does not decode: {error.message.splitlines()[0]}"
-    return None
+    if not _png_header_is_intact(head):
+        return "corrupt: the PNG header's checksum does not match"
+    if validate == "header" and _looks_complete(head, tail, size):
+        return None
+    if content is None:
+        with _open(path) as f:
+            content = f.read()
+    error = _decode_error(content)
+    if error is None:
+        return None
+    if not _looks_complete(head, tail, size):
+        return f"truncated: the file ends before its image data does ({error})"
+    return f"corrupt: does not decode ({error})"
 
 
 def _images_under(root):
@@ -76,9 +142,12 @@ def scan_image_folder(directory, *, validate="header"):
 
     Args:
         directory: a local path or any `tf.io.gfile` URL (`gs://...`).
-        validate: `"header"` (default: reads 8 bytes per file and skips empty files and
-            files that are not JPEG/PNG/GIF/BMP), `"decode"` (decodes every file: slow, but
-            also catches truncated images), or `"none"`.
+        validate: `"header"` (default: reads the first 33 and the last 12 bytes of each
+            file; skips empty files, files that are not JPEG/PNG/GIF/BMP, and truncated
+            files: those without their end marker that also fail to decode), `"decode"`
+            (decodes every file: ~10× slower, but also catches corrupt image data that a
+            complete file can hold), or `"none"`. Files that pass and still fail to decode
+            are skipped by the pipelines when read.
 
     Returns:
         An `ImageFolder`; `len(folder.skipped)` counts the files left out.

@@ -96,7 +96,10 @@ def _check_image_spec(shape, dtype, what):
             f"{what}: expected decoded images, got strings; decode them first (tf.io.decode_image)"
         )
     if not (dtype == tf.uint8 or dtype.is_floating):
-        raise ValueError(f"{what}: expected uint8 [0, 255] or float [0, 1] images, got dtype {dtype.name}")
+        raise ValueError(
+            f"{what}: expected uint8 [0, 255] or float [0, 1] images, got dtype {dtype.name}; convert them, "
+            "e.g. images.astype('float32') / 255 for 0-255 values, / 65535 for 16-bit pixels"
+        )
     if shape.rank != 3 or shape[-1] not in (1, 3):
         raise ValueError(
             f"{what}: expected images of shape (height, width, 1 or 3), got {shape}; "
@@ -104,13 +107,100 @@ def _check_image_spec(shape, dtype, what):
         )
 
 
+# Float pixels may exceed [0, 1] by float rounding (e.g. of a resize), not by more.
+PIXEL_TOLERANCE = 1e-3
+FLOAT_RANGE_ADVICE = (
+    "float images must hold pixels in [0, 1]: divide 0-255 pixels by 255 (or pass them as uint8), "
+    "and pass images unnormalised (the pipeline normalises them)"
+)
+
+
+def check_pixel_range(images, what="array source"):
+    """Refuses float pixels outside [0, 1] (0-255 floats, normalised or NaN images).
+
+    Args:
+        images: a NumPy array of images; only floating-point arrays are checked.
+        what: the source, as the error message names it.
+
+    Example:
+    ```python
+    check_pixel_range(np.full((2, 4, 4, 3), 255.0))  # ValueError: ... divide 0-255 pixels by 255 ...
+    ```
+    """
+    if images.dtype.kind != "f" or images.size == 0:
+        return
+    low, high = float(images.min()), float(images.max())  # NaN propagates to both
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(
+            f"{what}: the images hold NaN or infinite pixels; replace them (e.g. np.nan_to_num) or drop "
+            "those images"
+        )
+    if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
+        raise ValueError(f"{what}: got float pixels in [{low:g}, {high:g}]; {FLOAT_RANGE_ADVICE}")
+
+
+def check_labels(labels, num_images):
+    """Class labels as int64 `(n,)`, refusing what cannot be class indices.
+
+    Args:
+        labels: `(n,)` or `(n, 1)` integers (or whole floats) >= 0; -1 marks an
+            unlabelled image (as TFDS's `stl10` "unlabelled" split does).
+        num_images: the number of images they label.
+
+    Returns:
+        int64 `(n,)`.
+
+    Example:
+    ```python
+    check_labels([[2], [0]], 2)  # array([2, 0])
+    check_labels([1, -5], 2)  # ValueError: labels: got -5, but class indices must be non-negative ...
+    ```
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iubf":
+        raise ValueError(
+            f"labels must be integer class indices, got dtype {labels.dtype}; map class names to indices, "
+            "e.g. np.unique(names, return_inverse=True)[1]"
+        )
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        hint = " (one-hot? pass labels.argmax(-1))" if labels.ndim == 2 else ""
+        raise ValueError(
+            f"labels must have shape (n,) with one class index per image, got {labels.shape}{hint}"
+        )
+    if len(labels) != num_images:
+        raise ValueError(f"got {num_images} images but {len(labels)} labels")
+    not_whole = ~np.isfinite(labels) | (labels != np.round(labels)) if labels.dtype.kind == "f" else []
+    if np.any(not_whole):
+        raise ValueError(f"labels must be whole class indices, got {labels[not_whole][0]:g}")
+    if labels.size and labels.min() < NO_LABEL:
+        raise ValueError(
+            f"labels: got {labels.min():g}, but class indices must be non-negative "
+            f"({NO_LABEL} marks an unlabelled image, as in TFDS)"
+        )
+    return labels.astype(np.int64)
+
+
 def _no_label():
     return tf.constant(NO_LABEL, tf.int64)
 
 
-def array_source(images, labels=None):
-    """A `Source` of in-memory images `(n, h, w[, c])` and optional labels `(n,)`."""
-    images = np.asarray(images)
+def _image_array(images):
+    """`images` as an array `(n, h, w, c)`, or a ValueError saying how to pass them."""
+    try:
+        images = np.asarray(images)
+    except ValueError as error:  # a list of images of different sizes
+        raise ValueError(
+            "array source: the images have different shapes, so they make no array; pass a "
+            "tf.data.Dataset of them (e.g. tf.data.Dataset.from_generator) or a folder "
+            f"({str(error).splitlines()[0]})"
+        ) from None
+    if images.ndim == 3 and images.shape[-1] in (3, 4):
+        raise ValueError(
+            f"array source: got shape {images.shape}, one colour image? Pass a batch (n, h, w, c), "
+            "e.g. images[None]; grey images (n, h, w) need a channel axis when w is 3 or 4: [..., None]"
+        )
     if images.ndim == 3:  # (n, h, w) grey
         images = images[..., None]
     if images.ndim != 4:
@@ -120,14 +210,50 @@ def array_source(images, labels=None):
             f"array source: expected uint8 [0, 255] or float [0, 1] pixels, got dtype {images.dtype} "
             "(strings or objects? decode files first)"
         )
+    return images
+
+
+def array_source(images, labels=None):
+    """A `Source` of in-memory images `(n, h, w[, c])` and optional labels `(n,)`."""
+    images = _image_array(images)
     _check_image_spec(images.shape[1:], tf.as_dtype(images.dtype), "array source")
+    check_pixel_range(images)
     if labels is None:
         labels = np.full([len(images)], NO_LABEL, np.int64)
-    labels = np.asarray(labels).astype(np.int64).reshape(-1)
-    if len(labels) != len(images):
-        raise ValueError(f"got {len(images)} images but {len(labels)} labels")
+    else:
+        labels = check_labels(labels, len(images))
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     return Source(dataset, image_shape=images.shape[1:], num_examples=len(images))
+
+
+def _checked_element(image, label, has_labels):
+    """In-graph checks of a `tf.data` element: float pixels in [0, 1], labels >= -1 (as in
+    `check_labels`); two reductions per image."""
+    checks = []
+    if image.dtype.is_floating:
+        in_range = tf.logical_and(
+            tf.reduce_min(image) >= -PIXEL_TOLERANCE, tf.reduce_max(image) <= 1 + PIXEL_TOLERANCE
+        )
+        checks.append(
+            tf.debugging.Assert(
+                in_range,
+                [
+                    f"dataset source: {FLOAT_RANGE_ADVICE}; got pixels in",
+                    tf.reduce_min(image),
+                    tf.reduce_max(image),
+                ],
+            )
+        )
+    label = tf.cast(label, tf.int64)
+    if has_labels:
+        checks.append(
+            tf.debugging.Assert(
+                label >= NO_LABEL,
+                [f"dataset source: class indices must be non-negative ({NO_LABEL}: unlabelled), got", label],
+            )
+        )
+    with tf.control_dependencies(checks):
+        return tf.identity(image), tf.identity(label)
 
 
 def tf_dataset_source(dataset):
@@ -156,7 +282,7 @@ def tf_dataset_source(dataset):
         dataset = parallel_map(dataset, lambda image, label: (image[..., None], label))
         image_spec = dataset.element_spec[0]
     _check_image_spec(image_spec.shape, image_spec.dtype, "dataset source")
-    dataset = parallel_map(dataset, lambda image, label: (image, tf.cast(label, tf.int64)))
+    dataset = parallel_map(dataset, lambda image, label: _checked_element(image, label, has_labels))
     shape = tuple(image_spec.shape) if image_spec.shape.is_fully_defined() else None
     cardinality = int(dataset.cardinality())
     num_examples = cardinality if cardinality >= 0 else None

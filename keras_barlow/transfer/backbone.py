@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_barlow import _compat
 from keras_barlow.augment import check_mean_std
+from keras_barlow.augment.config import check_unit_scale_statistics
 from keras_barlow.model import unsynchronized_batchnorm
 from keras_barlow.views import encoder_of
 
@@ -243,7 +244,7 @@ def _mean_std(spec):
     if isinstance(spec, dict):
         if "mean" not in spec or "std" not in spec:
             raise ValueError(f"preprocessing needs 'mean' and 'std', got keys {sorted(spec)}")
-        return check_mean_std(spec["mean"], spec["std"])
+        return check_unit_scale_statistics(spec["mean"], spec["std"])
     raise ValueError(
         "preprocessing must be None, a preset name, an AugmentationConfig or a dict with mean/std, "
         f"got {type(spec).__name__}"

@@ -24,6 +24,18 @@ from keras_barlow.transfer.backbone import transfer_backbone
 
 LIBRARIES = ("keras_cv", "keras_hub")
 DETECTOR_KINDS = ("retinanet", "yolov8")
+PYRAMID_STRIDE = 32  # of P5, the deepest level every head uses
+# The box formats KerasCV and KerasHub both convert (`bounding_box.convert_format`).
+BOUNDING_BOX_FORMATS = (
+    "xywh",
+    "xyxy",
+    "yxyx",
+    "center_xywh",
+    "center_yxhw",
+    "rel_xywh",
+    "rel_xyxy",
+    "rel_yxyx",
+)
 
 
 def _check_choice(value, name, choices):
@@ -37,8 +49,52 @@ def _check_num_classes(num_classes):
     return int(num_classes)
 
 
+def _nearest_valid_sizes(size):
+    below = size // PYRAMID_STRIDE * PYRAMID_STRIDE
+    return " or ".join(str(s) for s in (below, below + PYRAMID_STRIDE) if s > 0)
+
+
+def check_task_image_shape(image_shape):
+    """Refuses image sizes the detection and segmentation heads cannot take.
+
+    Their deepest level `P5` is 32× smaller than the image and the heads add or concatenate
+    levels upsampled 2× from it, so a height or width that is not a multiple of 32 builds
+    but fails at `predict` ("Dimensions must be equal", a `Concatenate` mismatch).
+
+    Args:
+        image_shape: `(height, width, channels)`; `None` sizes are checked when called.
+
+    Returns:
+        `image_shape` as a tuple.
+
+    Example:
+    ```python
+    check_task_image_shape((100, 128, 3))  # ValueError: height 100 is not a multiple of 32; ... 96 or 128
+    ```
+    """
+    try:
+        shape = tuple(image_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3:
+        raise ValueError(f"image_shape must be (height, width, 3), got {image_shape!r}")
+    for name, size in zip(("height", "width"), shape[:2]):
+        if size is None:
+            continue
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"image_shape {name} must be a positive integer or None, got {size!r}")
+        if size % PYRAMID_STRIDE:
+            raise ValueError(
+                f"image_shape {shape}: {name} {size} is not a multiple of 32, which the detection and "
+                "segmentation heads need (their deepest level is 32× smaller); resize or pad to "
+                f"{_nearest_valid_sizes(int(size))}"
+            )
+    return shape
+
+
 def _task_backbone(encoder, preprocessing, freeze_encoder, max_pixel_value, image_shape):
     """The `TransferBackbone` under a detector or a segmenter (see `transfer_backbone`)."""
+    image_shape = check_task_image_shape(image_shape)
     return transfer_backbone(
         encoder,
         preprocessing=preprocessing,
@@ -75,7 +131,7 @@ def detector(
         freeze_encoder: keep the pretrained weights fixed.
         preprocessing: see `resolve_encoder` (default: the model card's).
         max_pixel_value: value of a white pixel in the images you feed (255 or 1.0).
-        image_shape: input shape; sizes should be multiples of 32.
+        image_shape: input shape; sizes must be multiples of 32 (see `check_task_image_shape`).
         head_conv_layers: RetinaNet only: 3×3 convolutions in each prediction head before
             its output (default: the library's, 3 in KerasCV and 4 in KerasHub); 1 makes a
             light detector for small images or CPUs.
@@ -94,6 +150,7 @@ def detector(
     """
     _check_choice(kind, "kind", DETECTOR_KINDS)
     _check_choice(library, "library", LIBRARIES)
+    _check_choice(bounding_box_format, "bounding_box_format", BOUNDING_BOX_FORMATS)
     num_classes = _check_num_classes(num_classes)
     if kind == "yolov8" and library == "keras_hub":
         raise ValueError(
@@ -177,7 +234,7 @@ def segmenter(
         freeze_encoder: keep the pretrained weights fixed.
         preprocessing: see `resolve_encoder` (default: the model card's).
         max_pixel_value: value of a white pixel in the images you feed (255 or 1.0).
-        image_shape: input shape; sizes must be multiples of 32.
+        image_shape: input shape; sizes must be multiples of 32 (see `check_task_image_shape`).
         **task_kwargs: passed to the task class.
 
     Returns:
