@@ -61,3 +61,18 @@ def pyramid_level_names(model):
 
 
 # --- fault tolerance and distribution -------------------------------------------------------
+
+
+# --- performance (oneDNN, benchmarking) -----------------------------------------------------
+
+
+def tensorflow_onednn_enabled():
+    """Whether the running TensorFlow executes its oneDNN CPU kernels.
+
+    TensorFlow has no public query: `tensorflow.python.util._pywrap_util_port.IsMklEnabled()`
+    reports the decision TensorFlow made at import (from `TF_ENABLE_ONEDNN_OPTS` and the
+    CPU's features). No upstream issue; verified on TF 2.21.0. Imports TensorFlow.
+    """
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
