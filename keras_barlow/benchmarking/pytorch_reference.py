@@ -9,6 +9,7 @@ ReLU` blocks and a last `Linear(bias=False)`, each view's embedding standardised
 max-pool. PyTorch is an optional dependency (`pip install -e ".[compare]"`).
 """
 
+import sys
 import time
 
 INSTALL_HINT = (
@@ -18,7 +19,16 @@ INSTALL_HINT = (
 
 
 def import_torch():
-    """Imports `torch` and `torchvision`, or raises an `ImportError` that says how to install them."""
+    """Imports `torch` and `torchvision`, or raises an `ImportError` that says how to install them.
+
+    Triton (the GPU kernel compiler bundled with CUDA builds of PyTorch, imported by
+    torchvision) crashed the process with a segmentation fault when loaded after
+    TensorFlow 2.21 (triton 3.8, torch 2.14.1). The CPU comparison does not use it, so
+    where TensorFlow is already loaded, triton is marked absent (`sys.modules["triton"] =
+    None`; PyTorch then runs without it).
+    """
+    if "tensorflow" in sys.modules and "triton" not in sys.modules:
+        sys.modules["triton"] = None
     try:
         import torch
         import torchvision
