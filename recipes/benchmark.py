@@ -20,8 +20,10 @@ matmul rate measured in the same run. The harness lives in `keras_barlow.benchma
 Usage:
     python recipes/benchmark.py --preset resnet18-32 --json runs/bench.json
     python recipes/benchmark.py --compare pytorch --optimizer sgd --no-small-images
-    python recipes/benchmark.py --preset resnet50-224 --batch-size 16 --projector 2048,2048,2048 --compare pytorch
+    python recipes/benchmark.py --preset resnet50-224 --batch-size 16 --projector 2048,2048,2048 \
+        --compare pytorch
     python recipes/benchmark.py --backend both --measure fit
+    python recipes/benchmark.py --breakdown --no-small-images   # where one step's time goes
     python recipes/benchmark.py --smoke            # tiny, for CI (< ~40 s on 2 idle cores)
 """
 
@@ -65,7 +67,11 @@ def parse_args(argv=None):
     add("--preset", choices=("resnet18-32", "resnet50-224", "smoke"), default="resnet18-32", help="sizes")
     add("--smoke", action="store_true", help="tiny sizes and a two-layer encoder (CI)")
     add("--backend", choices=("tensorflow", "jax", "both"), default="tensorflow")
-    add("--measure", default=None, help=f"comma list of {', '.join(MEASURES)} (default: {','.join(DEFAULT_MEASURES)})")
+    add(
+        "--measure",
+        default=None,
+        help=f"comma list of {', '.join(MEASURES)} (default: {','.join(DEFAULT_MEASURES)})",
+    )
     add("--compare", choices=("pytorch",), help="also time the same step in PyTorch, interleaved")
     add("--depth", type=int, choices=(0, 18, 34, 50, 101, 152), help="ResNet depth; 0: a two-layer convnet")
     add("--width", type=int, help="ResNet width (64 = standard)")
@@ -77,13 +83,14 @@ def parse_args(argv=None):
     add("--projector", help="comma list of projector sizes, e.g. 2048,2048,2048")
     add("--optimizer", choices=("lars", "sgd", "adam"), default="lars")
     add("--jit-compile", type=_parse_bool_choice, default="auto",
-        help="XLA: auto (Keras' default: off on CPU-only TF, on for TF GPU/TPU and JAX), true, false")  # fmt: skip
+        help="XLA: auto (Keras' default: off on CPU-only TF, on for TF GPU/TPU and JAX)")  # fmt: skip
     add("--steps-per-execution", type=int, default=1)
     add("--dtype-policy", default=None, help="e.g. mixed_bfloat16 (default: float32)")
     add("--steps", type=int, help="steps per timed block")
     add("--repeats", type=int, help="timed blocks (the median is reported)")
     add("--warmup", type=int, help="calls discarded first (tracing, compilation)")
     add("--matmul-size", type=int, help="side of the fp32 matmul whose rate is the reference peak (2048)")
+    add("--breakdown", action="store_true", help="time each part of one TensorFlow step instead")
     add("--isolate", action="store_true", help="one process per measurement: separate peak memory")
     add("--json", dest="json_path", help="write the results here")
     add("--block-tensorflow", action="store_true", help=argparse.SUPPRESS)
@@ -108,7 +115,9 @@ def build_spec(args):
         try:
             spec["projector"] = tuple(int(d) for d in args.projector.split(","))
         except ValueError:
-            raise SystemExit(f"--projector must be a comma list of integers, got {args.projector!r}") from None
+            raise SystemExit(
+                f"--projector must be a comma list of integers, got {args.projector!r}"
+            ) from None
     spec["projector"] = list(spec["projector"])
     for key in ("batch_size", "steps", "repeats", "image_size", "source_size"):
         if spec[key] < 1:
@@ -119,7 +128,9 @@ def build_spec(args):
         raise SystemExit("--warmup must be at least 1: the first call traces and compiles")
     spe = args.steps_per_execution
     if spe < 1 or spec["steps"] % spe:
-        raise SystemExit(f"--steps ({spec['steps']}) must be a positive multiple of --steps-per-execution ({spe})")
+        raise SystemExit(
+            f"--steps ({spec['steps']}) must be a positive multiple of --steps-per-execution ({spe})"
+        )
     spec.update(
         optimizer=args.optimizer,
         jit_compile=args.jit_compile,
@@ -140,7 +151,9 @@ def build_spec(args):
 
             raise SystemExit(INSTALL_HINT)
         if spec["depth"] == 0 or spec["width"] != 64:
-            raise SystemExit("--compare pytorch needs a torchvision ResNet: --depth 18/34/50/101/152, --width 64")
+            raise SystemExit(
+                "--compare pytorch needs a torchvision ResNet: --depth 18/34/50/101/152, --width 64"
+            )
         measures += ("pytorch",)
     spec["measures"] = list(measures)
     return spec
@@ -158,13 +171,22 @@ def main(argv=None):
     from keras_barlow.benchmarking import report, timing, worker
 
     spec = build_spec(args)
+    if args.breakdown:
+        payload = worker.spawn(__file__, {**spec, "breakdown": True}, "tensorflow")
+        whole = payload["breakdown"]["whole train_step"]
+        print(f"| part | s/call | share of the step | (load {payload['load1']}) |\n|---|---|---|---|")
+        for part, seconds in payload["breakdown"].items():
+            print(f"| {part} | {seconds:.4f} | {100 * seconds / whole:.0f} % | |")
+        return payload
     backends = ["tensorflow", "jax"] if args.backend == "both" else [args.backend]
     results, versions, rates, step_flops = [], {}, {}, None
     for backend in backends:
         measures = [m for m in spec["measures"] if backend == "tensorflow" or m in JAX_MEASURES]
         skipped = [m for m in spec["measures"] if m not in measures]
         if skipped:
-            print(f"[{backend}] skipping {', '.join(skipped)} (TensorFlow-only measurements)", file=sys.stderr)
+            print(
+                f"[{backend}] skipping {', '.join(skipped)} (TensorFlow-only measurements)", file=sys.stderr
+            )
         groups = [[m] for m in measures] if args.isolate else [measures]
         for group in groups:
             if not group:
@@ -173,7 +195,12 @@ def main(argv=None):
             payload = worker.spawn(__file__, {**spec, "measures": group}, backend, flags)
             results += payload["results"]
             versions[backend] = payload["versions"]
-            rates.update({k if k == backend else f"{k} (in the {backend} run)": v for k, v in payload["matmul_flops_per_s"].items()})
+            rates.update(
+                {
+                    k if k == backend else f"{k} (in the {backend} run)": v
+                    for k, v in payload["matmul_flops_per_s"].items()
+                }
+            )
             step_flops = payload["step_flops"] or step_flops
             for result in payload["results"]:
                 print(

@@ -22,7 +22,9 @@ def _fresh_warning_state(monkeypatch):
 
 def test_reads_flags_from_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu AVX2 fma avx512_vnni\n\nflags : other\n")
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: X\nflags\t\t: fpu AVX2 fma avx512_vnni\n\nflags : other\n"
+    )
     assert _onednn.read_cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "fma", "avx512_vnni"}
     cpuinfo.write_text("processor\t: 0\n")
     assert _onednn.read_cpu_flags(str(cpuinfo)) is None
@@ -79,9 +81,10 @@ def test_no_warning_where_onednn_is_on_or_not_applicable(flags, active):
 
 def _fresh_python(code, **env):
     """Runs `code` where `keras_barlow` is not imported: `_onednn` is loaded from its file."""
+    path = os.path.join(REPO, "keras_barlow", "_onednn.py")
     prelude = (
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('onednn', {os.path.join(REPO, 'keras_barlow', '_onednn.py')!r})\n"
+        f"spec = importlib.util.spec_from_file_location('onednn', {path!r})\n"
         "onednn = importlib.util.module_from_spec(spec); spec.loader.exec_module(onednn)\n"
     )
     full_env = {k: v for k, v in os.environ.items() if k != _onednn.ONEDNN_ENV}
@@ -117,12 +120,14 @@ def test_real_tensorflow_follows_the_switch():
     assert err.count("RuntimeWarning: TensorFlow was imported before keras_barlow") == 1
 
 
-_INIT = os.path.join(REPO, "keras_barlow", "__init__.py")
+with open(os.path.join(REPO, "keras_barlow", "__init__.py")) as _init:
+    _INIT_CALLS_ENABLE_ONEDNN = "enable_onednn" in _init.read()
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    "enable_onednn" not in open(_INIT).read(), reason="keras_barlow/__init__.py does not call enable_onednn yet"
+    not _INIT_CALLS_ENABLE_ONEDNN,
+    reason="keras_barlow/__init__.py does not call enable_onednn yet",
 )
 def test_import_keras_barlow_turns_onednn_on_before_tensorflow():
     full_env = {k: v for k, v in os.environ.items() if k != _onednn.ONEDNN_ENV}
@@ -131,7 +136,11 @@ def test_import_keras_barlow_turns_onednn_on_before_tensorflow():
         "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), tensorflow_onednn_enabled())"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], env={**full_env, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code],
+        env={**full_env, "PYTHONPATH": REPO},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.split()[-2:] == ["1", "True"]

@@ -51,7 +51,9 @@ def build_encoder(depth, *, small_images, width=64, zero_init_residual=True):
     """
     torch, torchvision = import_torch()
     if width != 64:
-        raise ValueError(f"the PyTorch reference has torchvision's standard width 64 only, got --width {width}")
+        raise ValueError(
+            f"the PyTorch reference has torchvision's standard width 64 only, got --width {width}"
+        )
     constructors = {18: "resnet18", 34: "resnet34", 50: "resnet50", 101: "resnet101", 152: "resnet152"}
     if depth not in constructors:
         raise ValueError(f"the PyTorch reference builds ResNet-{sorted(constructors)}, got depth {depth}")
@@ -102,7 +104,9 @@ def build_reference(spec, lambd=0.0051):
     """
     torch, _ = import_torch()
     torch.manual_seed(0)
-    encoder, feature_dim = build_encoder(spec["depth"], small_images=spec["small_images"], width=spec["width"])
+    encoder, feature_dim = build_encoder(
+        spec["depth"], small_images=spec["small_images"], width=spec["width"]
+    )
     projector = build_projector(feature_dim, spec["projector"])
     standardize = torch.nn.BatchNorm1d(spec["projector"][-1], affine=False)
     parameters = list(encoder.parameters()) + list(projector.parameters())

@@ -66,7 +66,9 @@ def build_model(spec):
     if spec["depth"] == 0:
         encoder = small_convnet(size, spec["width"])
     else:
-        encoder = resnet(spec["depth"], (size, size, 3), small_images=spec["small_images"], width=spec["width"])
+        encoder = resnet(
+            spec["depth"], (size, size, 3), small_images=spec["small_images"], width=spec["width"]
+        )
     model = BarlowTwins(encoder, projector_dims=spec["projector"])
     optimizer = {
         "lars": lambda: LARS(0.2),
@@ -247,9 +249,9 @@ class PipelineRunner:
     """Batches of `(view_a, view_b)` pulled from `pretraining_dataset` on synthetic images."""
 
     spe = 1
-    extra = {}
 
     def __init__(self, spec):
+        self.extra = {}
         self.iterator = iter(pipeline_dataset(spec))
 
     def block(self, steps):

@@ -89,7 +89,9 @@ def run_worker(spec):
     results = []
     for measure in spec["measures"]:
         record = records[measure]
-        stats = summarize(record["warmup"], record["blocks"], steps=spec["steps"], batch_size=spec["batch_size"])
+        stats = summarize(
+            record["warmup"], record["blocks"], steps=spec["steps"], batch_size=spec["batch_size"]
+        )
         results.append(
             {
                 "backend": backend,
@@ -134,7 +136,12 @@ def worker_versions():
 def worker_main(spec_json):
     """The measuring process's entry: prints one tagged JSON line with the results."""
     spec = json.loads(spec_json)
-    payload = {**run_worker(spec), "versions": worker_versions()}
+    if spec.get("breakdown"):
+        from keras_barlow.benchmarking.breakdown import step_breakdown
+
+        payload = {"breakdown": step_breakdown(spec), "load1": load1(), "versions": worker_versions()}
+    else:
+        payload = {**run_worker(spec), "versions": worker_versions()}
     print(RESULT_TAG + json.dumps(payload), flush=True)
 
 
