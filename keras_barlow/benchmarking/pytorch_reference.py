@@ -125,7 +125,7 @@ def build_reference(spec, lambd=0.0051):
         loss = barlow_twins_loss(z_a, z_b, standardize, lambd)
         loss.backward()
         optimizer.step()
-        return loss
+        return loss.detach()
 
     return {"encoder": encoder, "projector": projector, "standardize": standardize}, step
 

@@ -1,6 +1,8 @@
 """keras_barlow.benchmarking.pytorch_reference: the same model and loss as ours (run when
 PyTorch is installed: `pip install -e ".[compare]"`)."""
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -8,13 +10,16 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="PyTorch is optional: pip install -e '.[compare]'")
-pytest.importorskip("torchvision", reason="torchvision is optional: pip install -e '.[compare]'")
+from keras_barlow import losses
+from keras_barlow.backbones import resnet
+from keras_barlow.benchmarking import flops, pytorch_reference
+from keras_barlow.projector import build_projector
 
-from keras_barlow import losses  # noqa: E402
-from keras_barlow.backbones import resnet  # noqa: E402
-from keras_barlow.benchmarking import flops, pytorch_reference  # noqa: E402
-from keras_barlow.projector import build_projector  # noqa: E402
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
+    pytest.skip("PyTorch is optional: pip install -e '.[compare]'", allow_module_level=True)
+# Not `pytest.importorskip("torchvision")`: after TensorFlow (imported by conftest), only
+# `import_torch` keeps torchvision from loading triton, which crashes there.
+torch, _ = pytorch_reference.import_torch()
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -76,8 +81,6 @@ def test_compare_run_end_to_end(tmp_path):
         env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    import json
-
     report = json.loads(path.read_text())
     fit, theirs = report["results"]
     assert (fit["measure"], theirs["measure"]) == ("fit", "pytorch")
