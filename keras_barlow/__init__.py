@@ -24,6 +24,11 @@ only the `tf.data` modules (`keras_barlow.data`, `keras_barlow.augment`) need it
 names are exported when TensorFlow can be imported.
 """
 
+# First, before anything imports TensorFlow: oneDNN on where TensorFlow leaves it off.
+from keras_barlow import _onednn  # isort: skip
+
+_onednn.enable_onednn()
+
 from keras_barlow.backbones import BarlowResNetBackbone, resnet
 from keras_barlow.callbacks import CrossCorrelationMonitor, KNNMonitor, NonFiniteLossGuard
 from keras_barlow.distribute import (

@@ -317,3 +317,18 @@ def optimizer_variable_index(optimizer, variable):
     Verified on Keras 3.10 – 3.15.1.
     """
     return optimizer._get_variable_index(variable)
+
+
+# --- performance (oneDNN, benchmarking) -----------------------------------------------------
+
+
+def tensorflow_onednn_enabled():
+    """Whether the running TensorFlow executes its oneDNN CPU kernels.
+
+    TensorFlow has no public query: `tensorflow.python.util._pywrap_util_port.IsMklEnabled()`
+    reports the decision TensorFlow made at import (from `TF_ENABLE_ONEDNN_OPTS` and the
+    CPU's features). No upstream issue; verified on TF 2.21.0. Imports TensorFlow.
+    """
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())

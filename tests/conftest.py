@@ -11,7 +11,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras
+import keras_barlow  # noqa: F401  (first: it switches oneDNN on before TensorFlow is imported)
+
+import keras  # isort: skip
 import pytest
 from helpers import REPO, run_python  # noqa: F401
 

@@ -187,9 +187,10 @@ def _encoder_for_shape(encoder, image_shape):
 def resolve_encoder(encoder, preprocessing=None):
     """`(encoder, {"mean": ..., "std": ...})` from an export directory or an encoder.
 
-    The preprocessing comes from the export's model card (`load_encoder` remembers it for
-    the encoder it returns). An explicit `preprocessing` must agree with the card; for an
-    encoder without a card it is required.
+    The preprocessing is the one the encoder records (`export.pretraining_preprocessing`:
+    an exported encoder keeps it in its config, so `keras.models.load_model(".../encoder.keras")`
+    is enough). An explicit `preprocessing` must agree with it; for an encoder that records
+    none it is required.
 
     Args:
         encoder: an export directory (`export_encoder`'s output), a `keras_barlow.BarlowTwins`
@@ -207,29 +208,28 @@ def resolve_encoder(encoder, preprocessing=None):
         encoder = export.load_encoder(encoder)
     else:
         encoder = encoder_of(encoder)
-    card = export.model_card(encoder)
-    from_card = _mean_std((card or {}).get("preprocessing"))
+    recorded = export.pretraining_preprocessing(encoder)
+    recorded_stats = None if recorded is None else (tuple(recorded["mean"]), tuple(recorded["std"]))
     given = _mean_std(preprocessing)
-    if given is None and from_card is None:
+    if given is None and recorded_stats is None:
         raise ValueError(
             "no preprocessing is known for this encoder: pass the normalisation it was pretrained with, e.g. "
             "preprocessing='imagenet' (keras_barlow's presets all normalise with ImageNet mean/std) or "
             "preprocessing={'mean': (...), 'std': (...)}, or load it with "
-            "keras_barlow.load_encoder(directory), "
-            "which reads the model card"
+            "keras.models.load_model('<export>/encoder.keras') or keras_barlow.load_encoder(directory), "
+            "which record it"
         )
     if (
         given is not None
-        and from_card is not None
-        and not np.allclose(given[0] + given[1], from_card[0] + from_card[1])
+        and recorded_stats is not None
+        and not np.allclose(given[0] + given[1], recorded_stats[0] + recorded_stats[1])
     ):
         raise ValueError(
-            f"preprocessing {dict(mean=given[0], std=given[1])} differs from the model card's "
-            f"{dict(mean=from_card[0], std=from_card[1])}: "
-            "the encoder was pretrained with the card's values. "
-            "Leave preprocessing=None to use them."
+            f"preprocessing {dict(mean=given[0], std=given[1])} differs from the normalisation the encoder "
+            f"was pretrained with, {dict(mean=recorded_stats[0], std=recorded_stats[1])} (recorded in its "
+            "config by export_encoder). Leave preprocessing=None to use the recorded one."
         )
-    mean, std = given or from_card
+    mean, std = given or recorded_stats
     return encoder, {"mean": mean, "std": std}
 
 

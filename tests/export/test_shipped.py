@@ -68,3 +68,28 @@ def test_shipped_artefacts_reproduce_their_evaluation(name):
     mean, std = np.float32(card["preprocessing"]["mean"]), np.float32(card["preprocessing"]["std"])
     from_keras = keras.ops.convert_to_numpy(keras.ops.mean(encoder((images - mean) / std), axis=(1, 2)))
     assert relative_error(serving(images=tf.constant(images))["features"].numpy(), from_keras) <= REL_TOL
+
+
+@pytest.mark.tensorflow_only
+@pytest.mark.parametrize("name", SHIPPED or NO_ARTEFACT)
+def test_detector_on_a_loaded_shipped_encoder_uses_its_recorded_normalisation(name):
+    """`detector(keras.models.load_model(".../encoder.keras"))` needs no `preprocessing=`, and its
+    backbone normalises raw 0–255 pixels exactly as the SavedModel does for [0, 1] pixels."""
+    import tensorflow as tf
+
+    import keras_barlow
+
+    directory = os.path.join(SAVEDMODELS, name)
+    encoder = keras.models.load_model(os.path.join(directory, "encoder.keras"))
+    model = keras_barlow.detector(encoder, num_classes=3, image_shape=(64, 64, 3), library="keras_hub")
+    assert model.backbone.image_encoder is not None
+    image_shape = tuple(export.read_model_card(directory)["input"]["image_shape"])
+    backbone = keras_barlow.transfer_backbone(encoder, image_shape=image_shape)
+    pixels = np.random.default_rng(3).uniform(0, 255, size=(2, *image_shape)).astype("float32")
+    deepest = sorted(backbone.pyramid_outputs)[-1]
+    features = keras.ops.convert_to_numpy(backbone(pixels)[deepest]).mean(axis=(1, 2))
+    serving = tf.saved_model.load(os.path.join(directory, "saved_model")).signatures["serving_default"]
+    expected = serving(images=tf.constant(pixels / 255.0))["features"].numpy()
+    assert relative_error(features, expected) <= REL_TOL
+    with pytest.raises(ValueError, match="differs from the normalisation"):
+        keras_barlow.detector(encoder, num_classes=3, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3})

@@ -72,7 +72,7 @@ def test_preprocessing_comes_from_the_card_and_mismatches_are_errors(encoder_dir
     loaded = export.load_encoder(encoder_dir)
     assert transfer.resolve_encoder(loaded)[1] == spec  # load_encoder remembers the card
     assert transfer.resolve_encoder(loaded, preprocessing="imagenet")[1] == spec  # agrees: fine
-    with pytest.raises(ValueError, match="differs from the model card"):
+    with pytest.raises(ValueError, match="differs from the normalisation the encoder was pretrained with"):
         transfer.resolve_encoder(encoder_dir, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3})
     with pytest.raises(ValueError, match="no preprocessing is known"):
         transfer.resolve_encoder(resnet(18, (None, None, 3), width=4))

@@ -1,7 +1,7 @@
-"""recipes/benchmark.py (statistics, CLI, smoke runs on both backends) and the training-step
-properties it relies on: `steps_per_execution` and `jit_compile` leave the result unchanged."""
+"""keras_barlow.benchmarking.runners, run end to end through `recipes/benchmark.py --smoke`
+on both backends, and the training-step properties the runners rely on:
+`steps_per_execution` and `jit_compile` leave the result unchanged."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,72 +13,9 @@ import pytest
 
 from keras_barlow import BarlowTwins
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "recipes", "benchmark.py")
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark = _load_benchmark()
-
-
-# --- statistics --------------------------------------------------------------------------
-
-
-def test_summarize_matches_numpy():
-    rng = np.random.default_rng(0)
-    warmup = list(rng.uniform(1.0, 5.0, size=2))
-    blocks = [list(rng.uniform(0.1, 1.0, size=4)) for _ in range(3)]  # 4 calls of 2 steps each
-    stats = benchmark.summarize(warmup, blocks, steps=8, batch_size=64)
-    per_step = np.asarray(blocks).sum(axis=1) / 8
-    np.testing.assert_allclose(stats["blocks"], per_step, rtol=1e-12)
-    np.testing.assert_allclose(stats["s_per_step"], np.median(per_step), rtol=1e-12)
-    np.testing.assert_allclose(stats["pairs_per_s"], 64 / np.median(per_step), rtol=1e-12)
-    assert stats["s_per_step_min"] == pytest.approx(per_step.min())
-    assert stats["s_per_step_max"] == pytest.approx(per_step.max())
-    assert stats["warmup_s"] == pytest.approx(sum(warmup))
-    # An even number of blocks: the median is the mean of the middle two.
-    stats = benchmark.summarize([], [[4.0], [1.0], [3.0], [2.0]], steps=1, batch_size=1)
-    assert stats["s_per_step"] == 2.5
-
-
-def test_summarize_rejects_bad_input():
-    with pytest.raises(ValueError, match="non-empty timed block"):
-        benchmark.summarize([1.0], [], steps=3, batch_size=8)
-    with pytest.raises(ValueError, match="non-empty timed block"):
-        benchmark.summarize([1.0], [[1.0], []], steps=3, batch_size=8)
-    with pytest.raises(ValueError, match="positive"):
-        benchmark.summarize([1.0], [[1.0]], steps=0, batch_size=8)
-
-
-def test_overhead_is_relative_to_the_bare_step_of_the_same_backend():
-    results = [
-        {"backend": "tensorflow", "measure": "bare", "s_per_step": 2.0},
-        {"backend": "tensorflow", "measure": "fit", "s_per_step": 2.1},
-        {"backend": "tensorflow", "measure": "pipeline", "s_per_step": 0.5},
-        {"backend": "jax", "measure": "fit", "s_per_step": 9.0},
-    ]
-    assert benchmark.overhead(results) == pytest.approx({"tensorflow:fit_vs_bare": 0.05})
-
-
-def test_cli_validation():
-    spec = benchmark.build_spec(benchmark.parse_args(["--preset", "resnet18-32", "--batch-size", "64", "--projector", "512,256"]))
-    assert (spec["batch_size"], spec["projector"], spec["depth"], spec["small_images"]) == (64, [512, 256], 18, True)
-    assert spec["measures"] == list(benchmark.DEFAULT_MEASURES)
-    for argv, message in [
-        (["--measure", "fit,nonsense"], "unknown --measure"),
-        (["--batch-size", "1"], "at least 2"),
-        (["--steps", "3", "--steps-per-execution", "2"], "multiple of --steps-per-execution"),
-        (["--projector", "512,x"], "comma list of integers"),
-        (["--warmup", "0"], "--warmup"),
-    ]:
-        with pytest.raises(SystemExit, match=message):
-            benchmark.build_spec(benchmark.parse_args(argv))
+DEFAULT_MEASURES = ["fit", "step", "bare", "pipeline"]
 
 
 # --- the training step: steps_per_execution and XLA change nothing -----------------------
@@ -150,7 +87,10 @@ def _run_harness(tmp_path, *args):
     env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.run(
         [sys.executable, SCRIPT, "--smoke", "--json", str(path), *args],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     with open(path) as f:
@@ -165,13 +105,17 @@ def _check_results(results, measures, backend):
         assert r["pairs_per_s"] == pytest.approx(8 / r["s_per_step"])
         assert r["peak_rss_mib"] > 50 and len(r["load1"]) == 2 and min(r["load1"]) >= 0
         assert len(r["blocks"]) == 2 and r["warmup_s"] > 0
+        if r["measure"] != "pipeline":
+            assert (
+                r["flops_per_s"] == pytest.approx(r["step_flops"] / r["s_per_step"]) and r["matmul_share"] > 0
+            )
 
 
 @pytest.mark.slow
 @pytest.mark.tensorflow_only  # a subprocess with its own backend: once is enough
 def test_smoke_run_tensorflow(tmp_path):
     report, stdout = _run_harness(tmp_path, "--backend", "tensorflow")
-    _check_results(report["results"], list(benchmark.DEFAULT_MEASURES), "tensorflow")
+    _check_results(report["results"], DEFAULT_MEASURES, "tensorflow")
     assert "| backend | measure" in stdout and "tensorflow:fit_vs_bare" in stdout
     assert set(report["overhead_vs_bare"]) == {"tensorflow:fit_vs_bare", "tensorflow:step_vs_bare"}
     assert report["versions"]["tensorflow"]["tensorflow"]

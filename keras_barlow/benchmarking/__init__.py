@@ -1,0 +1,29 @@
+"""The throughput harness behind `recipes/benchmark.py`: timing, FLOP counting, runners and
+the PyTorch side-by-side reference (PyTorch optional: `pip install -e ".[compare]"`)."""
+
+from keras_barlow.benchmarking.flops import (
+    barlow_twins_step_flops,
+    conv2d_macs,
+    dense_macs,
+    keras_forward_macs,
+    matmul_flops_per_second,
+)
+from keras_barlow.benchmarking.report import add_rates, format_table, overhead, speed_ratios
+from keras_barlow.benchmarking.runners import PRESETS, build_model, synthetic_views
+from keras_barlow.benchmarking.timing import summarize
+
+__all__ = [
+    "PRESETS",
+    "add_rates",
+    "barlow_twins_step_flops",
+    "build_model",
+    "conv2d_macs",
+    "dense_macs",
+    "format_table",
+    "keras_forward_macs",
+    "matmul_flops_per_second",
+    "overhead",
+    "speed_ratios",
+    "summarize",
+    "synthetic_views",
+]

@@ -1,0 +1,165 @@
+"""The benchmark's measuring process: runs a spec's measurements interleaved, and its driver.
+
+Each backend is measured in its own subprocess (`KERAS_BACKEND` must be set before Keras
+is imported). Inside it, the training measurements (ours and, with `--compare pytorch`,
+the PyTorch reference) are set up and warmed up first, then timed in turns (block 1 of
+each, block 2 of each, ...) so that a change of load on a shared machine affects all of
+them alike; the input pipeline, whose prefetching threads would run on during the others'
+blocks, is timed alone afterwards. Every block records the load average.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from keras_barlow.benchmarking import flops, report
+from keras_barlow.benchmarking.runners import build_model, make_runner, model_step_flops
+from keras_barlow.benchmarking.timing import current_rss_mib, load1, peak_rss_mib, summarize
+
+RESULT_TAG = "BENCHMARK_RESULT "
+
+
+def _time_group(spec, group, records):
+    runners = {}
+    for measure in group:
+        rss_before = current_rss_mib()
+        start = time.perf_counter()
+        runner = make_runner(spec, measure)
+        warmup = runner.warm_up(spec["warmup"])
+        runners[measure] = runner
+        records[measure] = {
+            "warmup": warmup,
+            "blocks": [],
+            "loads": [],
+            "setup_s": time.perf_counter() - start,
+            "rss_growth_mib": current_rss_mib() - rss_before if rss_before is not None else None,
+        }
+    for _ in range(spec["repeats"]):
+        for measure, runner in runners.items():
+            records[measure]["loads"].append(load1())
+            records[measure]["blocks"].append(runner.block(spec["steps"]))
+    for measure, runner in runners.items():
+        records[measure].update(spe=runner.spe, extra=runner.extra)
+    return runners
+
+
+def matmul_rates(backend, measures, n):
+    """The fp32 `n × n` matmul rate (FLOP/s) of each framework taking part, measured now."""
+    if backend == "tensorflow":
+        rates = {"tensorflow": flops.matmul_flops_per_second(flops.tensorflow_matmul(n), n)}
+    else:
+        import jax
+
+        a = jax.random.normal(jax.random.key(0), (n, n))
+        product = jax.jit(lambda x: x @ x)
+        rates = {"jax": flops.matmul_flops_per_second(lambda: product(a).block_until_ready(), n)}
+    if "pytorch" in measures:
+        from keras_barlow.benchmarking.pytorch_reference import torch_matmul
+
+        rates["pytorch"] = flops.matmul_flops_per_second(torch_matmul(n), n)
+    return rates
+
+
+def run_worker(spec):
+    """Runs `spec["measures"]` in this process.
+
+    Returns:
+        dict: `results` (one dict per measure), `matmul_flops_per_s` (per framework) and
+        `step_flops` (of the training step, counted from the model; `None` for a pipeline-only run).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if spec.get("dtype_policy"):
+        keras.config.set_dtype_policy(spec["dtype_policy"])
+    training = [m for m in spec["measures"] if m != "pipeline"]
+    groups = [training] + ([["pipeline"]] if "pipeline" in spec["measures"] else [])
+    records, step_flops = {}, None
+    for group in groups:
+        if not group:
+            continue
+        runners = _time_group(spec, group, records)
+        if group is training:
+            model = next((r.model for r in runners.values() if hasattr(r, "model")), None)
+            step_flops = model_step_flops(model if model is not None else build_model(spec), spec)
+        del runners
+    rates = matmul_rates(backend, spec["measures"], spec["matmul_size"])
+    results = []
+    for measure in spec["measures"]:
+        record = records[measure]
+        stats = summarize(
+            record["warmup"], record["blocks"], steps=spec["steps"], batch_size=spec["batch_size"]
+        )
+        results.append(
+            {
+                "backend": backend,
+                "measure": measure,
+                **stats,
+                **record["extra"],
+                "steps_per_execution": record["spe"],
+                "setup_s": record["setup_s"],
+                "rss_growth_mib": record["rss_growth_mib"],
+                "peak_rss_mib": peak_rss_mib(),
+                "load1": record["loads"],
+            }
+        )
+    if step_flops is not None:
+        report.add_rates(results, step_flops=step_flops, matmul_flops_per_s=max(rates.values()))
+    return {"results": results, "matmul_flops_per_s": rates, "step_flops": step_flops}
+
+
+def worker_versions():
+    """Versions, devices and whether TensorFlow was imported, in the measuring process."""
+    import keras
+
+    versions = {"keras": keras.version(), "backend": keras.backend.backend()}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        from keras_barlow._compat import tensorflow_onednn_enabled
+
+        versions["tensorflow"] = tf.__version__
+        versions["devices"] = [d.name for d in tf.config.list_physical_devices()]
+        versions["onednn"] = tensorflow_onednn_enabled()
+    else:
+        import jax
+
+        versions["jax"] = jax.__version__
+        versions["devices"] = [str(d) for d in jax.devices()]
+    versions["tensorflow_imported"] = "tensorflow" in sys.modules
+    versions["TF_ENABLE_ONEDNN_OPTS"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    return versions
+
+
+def worker_main(spec_json):
+    """The measuring process's entry: prints one tagged JSON line with the results."""
+    spec = json.loads(spec_json)
+    if spec.get("breakdown"):
+        from keras_barlow.benchmarking.breakdown import step_breakdown
+
+        payload = {"breakdown": step_breakdown(spec), "load1": load1(), "versions": worker_versions()}
+    else:
+        payload = {**run_worker(spec), "versions": worker_versions()}
+    print(RESULT_TAG + json.dumps(payload), flush=True)
+
+
+def spawn(script, spec, backend, flags=()):
+    """Runs `script --worker SPEC *flags` with `KERAS_BACKEND=backend`; returns the worker's payload."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+    }
+    command = [sys.executable, os.path.abspath(script), "--worker", json.dumps(spec), *flags]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"benchmark worker ({backend}, {spec['measures']}) failed with exit code {proc.returncode}:\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
+    return json.loads(lines[-1][len(RESULT_TAG) :])
