@@ -86,8 +86,10 @@ def test_detector_on_a_loaded_shipped_encoder_uses_its_recorded_normalisation(na
     image_shape = tuple(export.read_model_card(directory)["input"]["image_shape"])
     backbone = keras_barlow.transfer_backbone(encoder, image_shape=image_shape)
     pixels = np.random.default_rng(3).uniform(0, 255, size=(2, *image_shape)).astype("float32")
-    deepest = sorted(backbone.pyramid_outputs)[-1]
-    features = keras.ops.convert_to_numpy(backbone(pixels)[deepest]).mean(axis=(1, 2))
+    levels = {name: keras.ops.convert_to_numpy(v) for name, v in backbone(pixels).items()}
+    # The level the encoder's own output feeds (a small-image stem ends at P3 at 16 px).
+    last_stage = [v for v in levels.values() if v.shape[1:] == tuple(backbone.encoder.output.shape[1:])]
+    features = last_stage[0].mean(axis=(1, 2))
     serving = tf.saved_model.load(os.path.join(directory, "saved_model")).signatures["serving_default"]
     expected = serving(images=tf.constant(pixels / 255.0))["features"].numpy()
     assert relative_error(features, expected) <= REL_TOL
