@@ -6,6 +6,10 @@ input pipeline) and `[2]` integer seed tensors (`seed_tensor`, `split_seed`), fr
 each op draws per-image values with TensorFlow's stateless random ops (`uniform`, `coin`).
 Stateless draws are deterministic given the seed, need no random-generator state (so they
 run on a TPU host and inside `tf.distribute` input functions) and vectorise over a batch.
+
+For exact resumes, `epoch_seed` and `step_seeds` make the draws a pure function of
+(seed, epoch, step): `stateless_fold_in` mixes the epoch, then the step, into the seed, so
+an input pipeline rebuilt at any epoch and step draws what an uninterrupted one drew.
 """
 
 import tensorflow as tf
@@ -75,3 +79,40 @@ def seed_stream(seed):
     iteration (epoch), so augmentations change every step and every epoch.
     """
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
+
+
+def epoch_seed(seed, epoch):
+    """The `[2]` int64 seed of one epoch: `seed` with `epoch` folded in (`stateless_fold_in`).
+
+    Args:
+        seed: an int.
+        epoch: an int or an integer scalar tensor (e.g. the epoch of `Dataset.range`).
+
+    Returns:
+        A `[2]` int64 tensor; the same (seed, epoch) always gives the same value.
+
+    Example:
+    ```python
+    shuffle_seed = epoch_seed(7, 3)[0]  # an int64 scalar for Dataset.shuffle(seed=...)
+    ```
+    """
+    epoch = tf.cast(epoch, tf.int64)
+    return tf.random.experimental.stateless_fold_in(seed_tensor(int(seed)), epoch)
+
+
+def step_seeds(seed, epoch):
+    """An endless `tf.data.Dataset` of `[2]` int64 seeds: element `step` is
+    `fold_in(fold_in(seed, epoch), step)`, a pure function of (seed, epoch, step).
+
+    Unlike `seed_stream`, the draws do not depend on how often a dataset was iterated:
+    rebuilding the stream for the same epoch repeats them exactly.
+
+    Args:
+        seed: an int.
+        epoch: an int or an integer scalar tensor.
+
+    Returns:
+        A `tf.data.Dataset` of `[2]` int64 tensors, to zip with the batches (or images).
+    """
+    base = epoch_seed(seed, epoch)
+    return tf.data.Dataset.counter().map(lambda step: tf.random.experimental.stateless_fold_in(base, step))
