@@ -334,3 +334,39 @@ def test_periodic_checkpoints_are_whole_models_written_atomically(tmp_path):
         PeriodicCheckpoint(str(tmp_path), every_epochs=0)
     config = json.dumps(checkpoint.get_config())
     assert "every_epochs" in config
+
+
+@pytest.mark.parametrize("damage", ["truncate", "pointer"])
+def test_a_corrupt_backup_says_how_to_resume_from_the_older_one_and_that_works(finished, tmp_path, damage):
+    directory = tmp_path / "b"
+    shutil.copytree(finished[0], directory)
+    newest = read_backup_state(str(directory))
+    if damage == "truncate":
+        open(newest["weights"], "r+b").truncate(100)
+        older = directory / "step-000000000005"
+    else:
+        open(directory / "LATEST", "w").write("step-000000000099\n")
+        older = directory / "step-000000000006"
+    with pytest.raises(CorruptCheckpointError) as error:
+        read_backup_state(str(directory))
+    message = str(error.value)
+    assert f"The older backup {older} (step {int(older.name[5:])}) is complete" in message
+    assert f"echo {older.name} > {directory / 'LATEST'}" in message
+    assert "Delete the backup directory" not in message  # would discard the good older backup
+
+    # Following the advice resumes from the older backup, and training completes.
+    open(directory / "LATEST", "w").write(older.name + "\n")
+    assert read_backup_state(str(directory))["step"] == int(older.name[5:])
+    model = _model()
+    backup = _train(model, directory, save_freq=1)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == EPOCHS * STEPS
+    assert backup.resume_step() == 0 and not directory.exists()
+
+
+def test_a_corrupt_backup_without_an_older_good_one_says_so(finished, tmp_path):
+    directory = tmp_path / "b"
+    shutil.copytree(finished[0], directory)
+    shutil.rmtree(directory / "step-000000000005")
+    open(read_backup_state(str(directory))["weights"], "ab").write(b"tampered")
+    with pytest.raises(CorruptCheckpointError, match="no older complete backup.*move .* away to start over"):
+        read_backup_state(str(directory))
