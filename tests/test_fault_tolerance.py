@@ -370,3 +370,17 @@ def test_a_corrupt_backup_without_an_older_good_one_says_so(finished, tmp_path):
     open(read_backup_state(str(directory))["weights"], "ab").write(b"tampered")
     with pytest.raises(CorruptCheckpointError, match="no older complete backup.*move .* away to start over"):
         read_backup_state(str(directory))
+
+
+def test_resumable_dataset_refills_short_epochs_with_fresh_passes():
+    import tensorflow as tf
+
+    def short(epoch):  # 2 batches per pass, each batch the pass number
+        return tf.data.Dataset.from_tensors(epoch).repeat(2)
+
+    stream = resumable_dataset(short, epochs=2, steps_per_epoch=5, refill=True)
+    refill = 2**32
+    assert [int(b) for b in stream] == [0, 0, refill, refill, 2 * refill, 1, 1, 1 + refill, 1 + refill, 1 + 2 * refill]
+    tail = resumable_dataset(short, epochs=2, steps_per_epoch=5, start_step=3, refill=True)
+    assert [int(b) for b in tail] == [refill, 2 * refill, 1, 1, 1 + refill, 1 + refill, 1 + 2 * refill]
+    assert len(list(resumable_dataset(short, epochs=2, steps_per_epoch=5))) == 4  # without refill: short

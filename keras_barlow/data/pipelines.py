@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from keras_barlow import augment as aug
 from keras_barlow.augment.config import default_preset
-from keras_barlow.augment.seeds import derive_seed, epoch_seed, seed_stream, step_seeds
+from keras_barlow.augment.seeds import INT32_MAX, derive_seed, epoch_seed, seed_stream, step_seeds
 from keras_barlow.data.sources import AUTOTUNE, Source, parallel_map, resolve_source
 
 DEFAULT_SHUFFLE_BUFFER = 10_000
@@ -66,16 +66,36 @@ class _Head:
     def elements(self, epoch=None):
         """The shuffled (image, label) elements of one pass. `epoch=None`: a new order on every
         iteration; else the order is a function of (seed, epoch) only."""
+        if epoch is None:
+            dataset = self.dataset
+            if self.shuffle_buffer > 1:
+                shuffle_seed = derive_seed(self.seed, self.pipeline, _SHUFFLE)
+                dataset = dataset.shuffle(
+                    self.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True
+                )
+            return self._decode_fixed_size(dataset)
+        # Traced (also for an int epoch), so that an int and a tensor epoch give one order.
+        return tf.data.Dataset.from_tensors(tf.cast(epoch, tf.int64)).flat_map(self._elements_of_epoch)
+
+    def _elements_of_epoch(self, epoch):
         dataset = self.dataset
         if self.shuffle_buffer > 1:
-            shuffle_seed = derive_seed(self.seed, self.pipeline, _SHUFFLE)
-            if epoch is None:
-                dataset = dataset.shuffle(self.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-            else:
-                seed = epoch_seed(shuffle_seed, epoch)[0]
+            seed = tf.math.floormod(
+                epoch_seed(derive_seed(self.seed, self.pipeline, _SHUFFLE), epoch)[0], INT32_MAX
+            )
+            # Dataset.shuffle mixes the graph-level seed into its seed (and, when that is 0, fails
+            # on a tensor seed): without it the order is a function of (seed, epoch) alone.
+            graph = tf.compat.v1.get_default_graph()
+            graph_seed, graph.seed = graph.seed, None
+            try:
                 dataset = dataset.shuffle(self.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+            finally:
+                graph.seed = graph_seed
+        return self._decode_fixed_size(dataset)
+
+    def _decode_fixed_size(self, dataset):
         if not self.decoded and self.source.image_shape is not None:  # fixed-size: decode before batching
-            dataset = _decode(dataset, self.source)
+            return _decode(dataset, self.source)
         return dataset
 
 
