@@ -152,8 +152,9 @@ def _pipeline_head(options, *, shuffle, min_batch):
         )
     decoded = src.decode is None
     if cache:
-        dataset = _decode(dataset, src)
-        decoded = True
+        if not decoded:
+            dataset = _decode(dataset, src)
+            decoded = True
         dataset = dataset.cache() if cache is True else dataset.cache(os.fspath(cache))
     buffer = 0
     if shuffle:
