@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -267,17 +268,17 @@ def test_a_corrupt_backup_is_reported_not_skipped(finished, tmp_path, damage):
     shutil.copytree(finished[0], directory)
     state = read_backup_state(str(directory))
     weights = state["weights"]
-    data = open(weights, "rb").read()
+    data = pathlib.Path(weights).read_bytes()
     if damage == "truncate":
-        open(weights, "wb").write(data[: len(data) // 2])
+        pathlib.Path(weights).write_bytes(data[: len(data) // 2])
     elif damage == "flip":
         flipped = bytearray(data)
         flipped[len(data) // 2] ^= 0xFF
-        open(weights, "wb").write(bytes(flipped))
+        pathlib.Path(weights).write_bytes(bytes(flipped))
     elif damage == "state":
-        open(os.path.join(state["directory"], "state.json"), "w").write("{not json")
+        pathlib.Path(state["directory"], "state.json").write_text("{not json")
     elif damage == "pointer":
-        open(directory / "LATEST", "w").write("step-000000000099\n")
+        (directory / "LATEST").write_text("step-000000000099\n")
     else:
         os.remove(weights)
     with pytest.raises(CorruptCheckpointError, match="is corrupt") as error:
@@ -290,7 +291,8 @@ def test_fit_stops_at_a_corrupt_backup_before_training(finished, tmp_path):
     directory = tmp_path / "b"
     shutil.copytree(finished[0], directory)
     weights = read_backup_state(str(directory))["weights"]
-    open(weights, "ab").write(b"tampered")
+    with open(weights, "ab") as handle:
+        handle.write(b"tampered")
     model = _model()
     backup = BackupAndRestore(str(directory), save_freq=2)
     with pytest.raises(CorruptCheckpointError):
@@ -334,3 +336,55 @@ def test_periodic_checkpoints_are_whole_models_written_atomically(tmp_path):
         PeriodicCheckpoint(str(tmp_path), every_epochs=0)
     config = json.dumps(checkpoint.get_config())
     assert "every_epochs" in config
+
+
+@pytest.mark.parametrize("damage", ["truncate", "pointer"])
+def test_a_corrupt_backup_says_how_to_resume_from_the_older_one_and_that_works(finished, tmp_path, damage):
+    directory = tmp_path / "b"
+    shutil.copytree(finished[0], directory)
+    newest = read_backup_state(str(directory))
+    if damage == "truncate":
+        os.truncate(newest["weights"], 100)
+        older = directory / "step-000000000005"
+    else:
+        (directory / "LATEST").write_text("step-000000000099\n")
+        older = directory / "step-000000000006"
+    with pytest.raises(CorruptCheckpointError) as error:
+        read_backup_state(str(directory))
+    message = str(error.value)
+    assert f"The older backup {older} (step {int(older.name[5:])}) is complete" in message
+    assert f"echo {older.name} > {directory / 'LATEST'}" in message
+    assert "Delete the backup directory" not in message  # would discard the good older backup
+
+    # Following the advice resumes from the older backup, and training completes.
+    (directory / "LATEST").write_text(older.name + "\n")
+    assert read_backup_state(str(directory))["step"] == int(older.name[5:])
+    model = _model()
+    backup = _train(model, directory, save_freq=1)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == EPOCHS * STEPS
+    assert backup.resume_step() == 0 and not directory.exists()
+
+
+def test_a_corrupt_backup_without_an_older_good_one_says_so(finished, tmp_path):
+    directory = tmp_path / "b"
+    shutil.copytree(finished[0], directory)
+    shutil.rmtree(directory / "step-000000000005")
+    with open(read_backup_state(str(directory))["weights"], "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(CorruptCheckpointError, match=r"no older complete backup.*move .* away to start over"):
+        read_backup_state(str(directory))
+
+
+def test_resumable_dataset_refills_short_epochs_with_fresh_passes():
+    import tensorflow as tf
+
+    def short(epoch):  # 2 batches per pass, each batch the pass number
+        return tf.data.Dataset.from_tensors(epoch).repeat(2)
+
+    stream = resumable_dataset(short, epochs=2, steps_per_epoch=5, refill=True)
+    refill = 2**32
+    first, second = [0, 0, refill, refill, 2 * refill], [1, 1, 1 + refill, 1 + refill, 1 + 2 * refill]
+    assert [int(b) for b in stream] == first + second
+    tail = resumable_dataset(short, epochs=2, steps_per_epoch=5, start_step=3, refill=True)
+    assert [int(b) for b in tail] == [refill, 2 * refill, 1, 1, 1 + refill, 1 + refill, 1 + 2 * refill]
+    assert len(list(resumable_dataset(short, epochs=2, steps_per_epoch=5))) == 4  # without refill: short

@@ -6,6 +6,11 @@ input pipeline) and `[2]` integer seed tensors (`seed_tensor`, `split_seed`), fr
 each op draws per-image values with TensorFlow's stateless random ops (`uniform`, `coin`).
 Stateless draws are deterministic given the seed, need no random-generator state (so they
 run on a TPU host and inside `tf.distribute` input functions) and vectorise over a batch.
+
+For exact resumes, `epoch_seed` and `step_seeds` make the draws a pure function of
+(seed, epoch, step) (hashed with the stateless Philox generator; `stateless_fold_in` is not
+used: it keeps only 32 bits of the folded value), so an input pipeline rebuilt at any epoch
+and step draws what an uninterrupted one drew.
 """
 
 import tensorflow as tf
@@ -75,3 +80,47 @@ def seed_stream(seed):
     iteration (epoch), so augmentations change every step and every epoch.
     """
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
+
+
+def _hash_seed(seed):
+    """A `[2]` int64 seed hashed (Philox) from a `[2]` int64 seed: unrelated streams for
+    seeds that differ by one (raw seeds `[k, c]` and `[k, c + 1]` give overlapping streams)."""
+    return tf.random.stateless_uniform([2], seed, minval=None, maxval=None, dtype=tf.int64)
+
+
+def epoch_seed(seed, epoch):
+    """The `[2]` int64 seed of one epoch, hashed from (seed, epoch).
+
+    Args:
+        seed: an int.
+        epoch: an int or an integer scalar tensor (e.g. the epoch of `Dataset.range`); all
+            64 bits count.
+
+    Returns:
+        A `[2]` int64 tensor; the same (seed, epoch) always gives the same value.
+
+    Example:
+    ```python
+    shuffle_seed = epoch_seed(7, 3)[0] % INT32_MAX  # for Dataset.shuffle(seed=...)
+    ```
+    """
+    raw = tf.stack([tf.constant(int(seed) % INT32_MAX, tf.int64), tf.cast(epoch, tf.int64)])
+    return _hash_seed(raw)
+
+
+def step_seeds(seed, epoch):
+    """An endless `tf.data.Dataset` of `[2]` int64 seeds, element `step` hashed from
+    (seed, epoch, step): a pure function of the three.
+
+    Unlike `seed_stream`, the draws do not depend on how often a dataset was iterated:
+    rebuilding the stream for the same epoch repeats them exactly.
+
+    Args:
+        seed: an int.
+        epoch: an int or an integer scalar tensor.
+
+    Returns:
+        A `tf.data.Dataset` of `[2]` int64 tensors, to zip with the batches (or images).
+    """
+    base = epoch_seed(seed, epoch)
+    return tf.data.Dataset.counter().map(lambda step: _hash_seed(tf.stack([base[0], base[1] + step])))

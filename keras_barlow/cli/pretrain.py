@@ -19,7 +19,6 @@ scikit-learn's digits with a tiny network for 2 steps.
 Keras is not imported at module level: the backend is chosen by `select_backend` first.
 """
 
-import argparse
 import importlib.util
 import json
 import logging
@@ -27,126 +26,19 @@ import os
 import sys
 import time
 
-log = logging.getLogger(__name__)
-
-BACKBONE_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
-SMOKE = dict(
-    dataset="digits",
-    preset=None,
-    backbone="resnet18",
-    width=4,
-    small_images=True,
-    image_size=16,
-    projector="32,32",
-    batch_size=16,
-    epochs=1,
-    steps_per_epoch=2,
-    backup_every=1,
-    checkpoint_every=1,
-    # 2 steps: tracing would cost more than running (the core tests cover the compiled step).
-    run_eagerly=True,
+from keras_barlow.cli.pretrain_arguments import (  # noqa: F401 (re-exported: the recipes' API)
+    BACKBONE_DEPTHS,
+    SMOKE,
+    build_parser,
+    non_negative_float,
+    parse,
+    parse_projector,
+    positive_float,
+    positive_int,
+    projector_sizes,
 )
 
-
-def build_parser(description=__doc__, **defaults):
-    """The pretraining recipes' arguments.
-
-    Args:
-        description: the recipe's help text (its docstring).
-        **defaults: the recipe's defaults, replacing these (e.g. the paper's settings).
-
-    Returns:
-        An `argparse.ArgumentParser`.
-    """
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add = parser.add_argument
-    add(
-        "--dataset",
-        default="cifar10",
-        help="'digits', a TFDS name (e.g. cifar10, imagenet2012) or an image folder",
-    )
-    add("--split", default="train", help="dataset split (TFDS / digits)")
-    add("--data-dir", default=None, help="TFDS data directory (local or gs://)")
-    add(
-        "--preset",
-        default=None,
-        choices=["imagenet", "cifar", "digits"],
-        help="augmentation preset (default: from --dataset)",
-    )
-    add("--image-size", type=int, default=32)
-    add("--backbone", default="resnet18", choices=sorted(BACKBONE_DEPTHS))
-    add("--width", type=int, default=64, help="filters of the first ResNet stage (64 = standard)")
-    add("--small-images", action="store_true", help="CIFAR-style ResNet stem (3×3 conv, no max-pool)")
-    add("--projector", default="2048,2048,2048", help="projector layer sizes (paper: 8192,8192,8192)")
-    add("--lambd", type=float, default=0.0051, help="weight of the off-diagonal term")
-    add("--scale-loss", type=float, default=1.0)
-    add("--epochs", type=int, default=100)
-    add("--batch-size", type=int, default=256, help="global batch size (all replicas together)")
-    add("--steps-per-epoch", type=int, default=None, help="default: the dataset's length")
-    add("--learning-rate", type=float, default=0.2, help="LARS learning rate of the weights per 256 images")
-    add(
-        "--bias-learning-rate",
-        type=float,
-        default=0.0048,
-        help="of biases and batch-norm parameters, per 256",
-    )
-    add("--weight-decay", type=float, default=1e-6)
-    add("--eta", type=float, default=1e-3, help="LARS trust coefficient")
-    add("--warmup-epochs", type=float, default=10)
-    add("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"), choices=["tensorflow", "jax"])
-    add("--hardware", default="auto", choices=["auto", "tpu", "gpu", "multiworker", "cpu"])
-    add(
-        "--tpu-address",
-        default=None,
-        help="TensorFlow TPU name or grpc:// address (default: from the environment)",
-    )
-    add(
-        "--precision",
-        default="auto",
-        choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-        help="auto: mixed_bfloat16 on TPUs, else float32",
-    )
-    add(
-        "--steps-per-execution",
-        type=int,
-        default=1,
-        help="steps per compiled call (JAX, or one TF device; "
-        "Keras 3.15 fails with >1 under Mirrored strategies)",
-    )
-    add(
-        "--run-eagerly",
-        action="store_true",
-        help="no compiled step (debugging; the smoke runs use it for speed)",
-    )
-    add("--seed", type=int, default=0)
-    add("--output-dir", default="runs/pretrain")
-    add("--backup-every", type=int, default=None, help="back up every N steps (default: every epoch)")
-    add("--checkpoint-every", type=int, default=10, help="whole-model .keras checkpoint every N epochs")
-    add("--keep-checkpoints", type=int, default=None, help="newest checkpoints kept (default: all)")
-    add("--no-export", action="store_true", help="skip exporting the encoder at the end")
-    add(
-        "--verbose",
-        type=int,
-        default=1,
-        choices=[0, 1, 2],
-        help="Keras progress: 1 bar, 2 one line per epoch",
-    )
-    add("--smoke", action="store_true", help="tiny data and network, 2 steps: checks the whole pipeline")
-    parser.set_defaults(**defaults)
-    return parser
-
-
-def parse(argv=None, parser=None, smoke=None):
-    """Parses `argv`; with `--smoke`, `smoke` (default `SMOKE`) replaces the defaults, and
-    options given explicitly still win."""
-    parser = parser or build_parser()
-    args = parser.parse_args(argv)
-    if args.smoke:
-        parser.set_defaults(**(SMOKE if smoke is None else smoke))
-        args = parser.parse_args(argv)
-    return args
+log = logging.getLogger(__name__)
 
 
 def select_backend(backend):
@@ -165,21 +57,45 @@ def select_backend(backend):
 
 def run(args):
     """Pretrains as `args` say; returns `(summary, model)` (the summary is also written to
-    summary.json)."""
+    summary.json).
+
+    The chief holds `--output-dir`'s lock (`keras_barlow.run_lock`) from before anything is
+    read or written until the end: a second run on the same directory exits with an error
+    naming the owner, a stale lock (its process is gone) is taken over.
+    """
     select_backend(args.backend)
+    import keras
+
+    from keras_barlow.distribute import setup_hardware
+    from keras_barlow.run_lock import OutputDirectoryLock, OutputDirectoryLockedError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    keras.utils.set_random_seed(args.seed)
+    hardware = setup_hardware(args.hardware, tpu_address=args.tpu_address)
+    out = os.path.abspath(args.output_dir)
+    lock = OutputDirectoryLock(out)
+    if hardware.is_chief:  # the other workers write only their own files (logs/worker-N, scratch)
+        try:
+            lock.acquire()
+        except OutputDirectoryLockedError as error:
+            raise SystemExit(f"error: {error}") from None
+    try:
+        return _pretrain(args, hardware, out)
+    finally:
+        lock.release()
+
+
+def _pretrain(args, hardware, out):
     import keras
     import tensorflow as tf
 
     from keras_barlow import BarlowTwins
     from keras_barlow.backbones import resnet
-    from keras_barlow.data import default_preset, pretraining_dataset
-    from keras_barlow.distribute import setup_hardware
-    from keras_barlow.fault_tolerance import BackupAndRestore, PeriodicCheckpoint
+    from keras_barlow.data import default_preset
+    from keras_barlow.data.pipelines import pretraining_epochs
+    from keras_barlow.fault_tolerance import BackupAndRestore, PeriodicCheckpoint, resumable_dataset
     from keras_barlow.optimizers import paper_optimizer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    keras.utils.set_random_seed(args.seed)
-    hardware = setup_hardware(args.hardware, tpu_address=args.tpu_address)
     precision = (
         args.precision
         if args.precision != "auto"
@@ -192,7 +108,9 @@ def run(args):
         )
 
     preset = args.preset or default_preset(args.dataset)
-    dataset = pretraining_dataset(
+    # The data is a function of (seed, epoch, step) and starts at the backup's step, so a
+    # resumed run sees exactly the batches the uninterrupted one would have (mid-epoch too).
+    passes = pretraining_epochs(
         args.dataset,
         batch_size=args.batch_size,
         image_size=args.image_size,
@@ -201,12 +119,25 @@ def run(args):
         seed=args.seed,
         data_dir=args.data_dir,
     )
+    steps = args.steps_per_epoch or passes.steps_per_epoch
+    if not steps:
+        raise SystemExit(f"the length of --dataset {args.dataset} is unknown: pass --steps-per-epoch")
+    if passes.steps_per_epoch is not None and steps > passes.steps_per_epoch:
+        log.info(
+            "--steps-per-epoch %d is more than the %d batches of one pass over the data: each epoch "
+            "reads it again, freshly shuffled, until it has %d batches",
+            steps,
+            passes.steps_per_epoch,
+            steps,
+        )
+    backup = BackupAndRestore(os.path.join(out, "backup"), save_freq=args.backup_every or "epoch")
+    start_step = backup.resume_step()
+    dataset = resumable_dataset(
+        passes, epochs=args.epochs, steps_per_epoch=steps, start_step=start_step, refill=True
+    )
     options = tf.data.Options()  # each worker takes its part of every global batch
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dataset = dataset.with_options(options)
-    steps = args.steps_per_epoch or int(dataset.cardinality())
-    if steps <= 0:
-        raise SystemExit("the dataset's length is unknown: pass --steps-per-epoch")
+    dataset = dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
     with hardware.scope():
         encoder = resnet(
@@ -217,7 +148,7 @@ def run(args):
         )
         model = BarlowTwins(
             encoder,
-            projector_dims=[int(d) for d in args.projector.split(",")],
+            projector_dims=parse_projector(args.projector),
             lambd=args.lambd,
             scale_loss=args.scale_loss,
         )
@@ -235,9 +166,7 @@ def run(args):
         eager = args.run_eagerly and not (args.smoke and keras.backend.backend() == "jax")
         model.compile(optimizer=optimizer, steps_per_execution=args.steps_per_execution, run_eagerly=eager)
 
-    out = os.path.abspath(args.output_dir)
     os.makedirs(out, exist_ok=True)
-    backup = BackupAndRestore(os.path.join(out, "backup"), save_freq=args.backup_every or "epoch")
     logs = (
         os.path.join(out, "logs")
         if hardware.num_workers == 1
@@ -266,13 +195,13 @@ def run(args):
         steps,
         args.epochs,
         precision,
-        backup.resume_step(),
+        start_step,
     )
     start = time.time()
     history = model.fit(
         dataset,
         epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
+        steps_per_epoch=steps,
         callbacks=callbacks,
         verbose=args.verbose if hardware.is_chief else 0,
     )

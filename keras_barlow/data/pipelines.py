@@ -5,6 +5,10 @@ Same-size images are batched first and augmented a batch at a time; images of va
 (folders, ImageNet) are cropped per image to the output size, then batched. Every random
 draw comes from a seed stream derived from `seed` and the input pipeline, so a seeded
 pipeline is reproducible, and each input pipeline of a distributed run draws its own.
+With `epoch=` (or `pretraining_epochs`) the draws are a function of (seed, epoch, step).
+
+Slightly over 400 lines: both pipelines share one head (shard, decode, cache, shuffle), and
+splitting the head from its two users would scatter one role over modules.
 """
 
 import dataclasses
@@ -16,7 +20,7 @@ import tensorflow as tf
 
 from keras_barlow import augment as aug
 from keras_barlow.augment.config import default_preset
-from keras_barlow.augment.seeds import derive_seed, seed_stream
+from keras_barlow.augment.seeds import INT32_MAX, derive_seed, epoch_seed, seed_stream, step_seeds
 from keras_barlow.data.sources import AUTOTUNE, Source, parallel_map, resolve_source
 
 DEFAULT_SHUFFLE_BUFFER = 10_000
@@ -43,23 +47,60 @@ _HEAD_OPTIONS = (
 
 @dataclasses.dataclass
 class _Head:
-    """The shared head of both pipelines: shard, decode (+cache), shuffle."""
+    """The shared head of both pipelines: shard, decode (+cache), then per pass: shuffle."""
 
     config: aug.AugmentationConfig
-    dataset: tf.data.Dataset  # elements (image, label); images decoded iff `decoded`
+    dataset: tf.data.Dataset  # elements (image, label), not shuffled; images decoded iff `decoded`
     source: Source
     batch: int  # per-replica batch size
     decoded: bool
     num_examples: int  # of this input pipeline, None when unknown
     pipeline: int  # input pipeline id
     seed: int
+    shuffle_buffer: int  # 0: no shuffle
 
     @property
-    def fixed_size(self):
-        return self.decoded and self.source.image_shape is not None
+    def fixed_size(self):  # `elements` decodes these before batching
+        return self.source.image_shape is not None
 
-    def seeds(self, stream):
-        return seed_stream(derive_seed(self.seed, self.pipeline, stream))
+    def seeds(self, stream, epoch=None):
+        seed = derive_seed(self.seed, self.pipeline, stream)
+        return seed_stream(seed) if epoch is None else step_seeds(seed, epoch)
+
+    def elements(self, epoch=None):
+        """The shuffled (image, label) elements of one pass. `epoch=None`: a new order on every
+        iteration; else the order is a function of (seed, epoch) only."""
+        if epoch is None:
+            dataset = self.dataset
+            if self.shuffle_buffer > 1:
+                shuffle_seed = derive_seed(self.seed, self.pipeline, _SHUFFLE)
+                dataset = dataset.shuffle(
+                    self.shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True
+                )
+            return self._decode_fixed_size(dataset)
+        # Traced (also for an int epoch), so that an int and a tensor epoch give one order.
+        return tf.data.Dataset.from_tensors(tf.cast(epoch, tf.int64)).flat_map(self._elements_of_epoch)
+
+    def _elements_of_epoch(self, epoch):
+        dataset = self.dataset
+        if self.shuffle_buffer > 1:
+            seed = tf.math.floormod(
+                epoch_seed(derive_seed(self.seed, self.pipeline, _SHUFFLE), epoch)[0], INT32_MAX
+            )
+            # Dataset.shuffle mixes the graph-level seed into its seed (and, when that is 0, fails
+            # on a tensor seed): without it the order is a function of (seed, epoch) alone.
+            graph = tf.compat.v1.get_default_graph()
+            graph_seed, graph.seed = graph.seed, None
+            try:
+                dataset = dataset.shuffle(self.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+            finally:
+                graph.seed = graph_seed
+        return self._decode_fixed_size(dataset)
+
+    def _decode_fixed_size(self, dataset):
+        if not self.decoded and self.source.image_shape is not None:  # fixed-size: decode before batching
+            return _decode(dataset, self.source)
+        return dataset
 
 
 def _augmentation_config(preset, augment, image_size, source):
@@ -83,8 +124,8 @@ def _decode(dataset, src):
 
 
 def _pipeline_head(options, *, shuffle, min_batch):
-    """Resolves the augmentation config and the source, then shards, decodes (+caches) and
-    shuffles. `options`: the public function's arguments (`_HEAD_OPTIONS` are used)."""
+    """Resolves the augmentation config and the source, then shards and decodes (+caches);
+    `_Head.elements` shuffles. `options`: the public function's arguments (`_HEAD_OPTIONS` are used)."""
     o = {name: options[name] for name in _HEAD_OPTIONS}
     config = _augmentation_config(o["preset"], o["augment"], o["image_size"], o["source"])
     src = resolve_source(o["source"], split=o["split"], data_dir=o["data_dir"], seed=o["seed"])
@@ -115,31 +156,27 @@ def _pipeline_head(options, *, shuffle, min_batch):
         )
     decoded = src.decode is None
     if cache:
-        dataset = _decode(dataset, src)
-        decoded = True
+        if not decoded:
+            dataset = _decode(dataset, src)
+            decoded = True
         dataset = dataset.cache() if cache is True else dataset.cache(os.fspath(cache))
+    buffer = 0
     if shuffle:
         buffer = o["shuffle_buffer"]
         if buffer is None:
             buffer = min(num or DEFAULT_SHUFFLE_BUFFER, DEFAULT_SHUFFLE_BUFFER)
-        if buffer > 1:
-            shuffle_seed = derive_seed(o["seed"], pipeline, _SHUFFLE)
-            dataset = dataset.shuffle(int(buffer), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if not decoded and src.image_shape is not None:  # fixed-size: decode before batching
-        dataset = _decode(dataset, src)
-        decoded = True
-    return _Head(config, dataset, src, batch, decoded, num, pipeline, o["seed"])
+    return _Head(config, dataset, src, batch, decoded, num, pipeline, o["seed"], int(buffer))
 
 
-def _map_batches(head, dataset, fn, stream, *, drop_remainder):
+def _map_batches(head, dataset, fn, stream, *, drop_remainder, epoch=None):
     """Batches `dataset`, then `fn(batch, seed)` with a fresh seed per batch."""
     dataset = dataset.batch(head.batch, drop_remainder=drop_remainder)
-    return parallel_map(tf.data.Dataset.zip(dataset, head.seeds(stream)), fn)
+    return parallel_map(tf.data.Dataset.zip(dataset, head.seeds(stream, epoch)), fn)
 
 
-def _map_images(head, fn, stream):
-    """`fn(image, label, seed)` on each decoded element, a fresh seed each; elements whose
-    file fails to decode are skipped."""
+def _map_images(head, fn, stream, epoch=None):
+    """`fn(image, label, seed)` on each decoded element of one pass, a fresh seed each;
+    elements whose file fails to decode are skipped."""
 
     def one(element, seed):
         image, label = element
@@ -147,7 +184,7 @@ def _map_images(head, fn, stream):
             image = head.source.decode(image)
         return fn(image, label, seed)
 
-    dataset = parallel_map(tf.data.Dataset.zip(head.dataset, head.seeds(stream)), one)
+    dataset = parallel_map(tf.data.Dataset.zip(head.elements(epoch), head.seeds(stream, epoch)), one)
     if head.source.may_fail and not head.decoded:
         dataset = dataset.ignore_errors(log_warning=True)
     return dataset
@@ -155,7 +192,7 @@ def _map_images(head, fn, stream):
 
 def pretraining_dataset(
     source, *, batch_size, image_size=None, preset=None, split="train", shuffle_buffer=None, seed=None,
-    input_context=None, cache=None, data_dir=None, augment=None,
+    input_context=None, cache=None, data_dir=None, augment=None, epoch=None,
 ):  # fmt: skip
     """A `tf.data.Dataset` of `(view_a, view_b)` batches for `BarlowTwins.fit`.
 
@@ -176,6 +213,11 @@ def pretraining_dataset(
             automatically for TFDS/folder sources of fixed-size images under 2 GiB.
         data_dir: TFDS data directory (local or `gs://`).
         augment: an `AugmentationConfig`, or a dict of overrides of `preset`.
+        epoch: None: one pass per iteration, reshuffled with new draws on every iteration.
+            An int or integer scalar tensor: one pass whose shuffle order is a function of
+            (seed, epoch) and whose batch `k` is augmented from (seed, epoch, k) — the same
+            on every iteration and in every process (needs an int `seed`). For many epochs,
+            `pretraining_epochs` builds (and caches) the source once.
 
     Returns:
         Batches `(view_a, view_b)`, float32 `(batch, h, w, 3)`, normalised; the last partial
@@ -187,34 +229,95 @@ def pretraining_dataset(
     model.fit(ds, epochs=10)
     ```
     """
-    head = _pipeline_head(locals(), shuffle=True, min_batch=2)
-    config = head.config
-    if head.num_examples is not None and head.num_examples < head.batch:
+    options = dict(locals())
+    del options["epoch"]
+    return pretraining_epochs(**options)(epoch).prefetch(AUTOTUNE)
+
+
+def _check_epoch(epoch, seed):
+    is_int = isinstance(epoch, int) and not isinstance(epoch, bool)
+    if (is_int and epoch < 0) or not (is_int or tf.as_dtype(getattr(epoch, "dtype", tf.string)).is_integer):
+        raise ValueError(f"epoch must be a non-negative int or an integer scalar tensor, got {epoch!r}")
+    if seed is None:
         raise ValueError(
-            f"the source has {head.num_examples} images per input pipeline, "
-            f"fewer than one batch of {head.batch}"
+            "epoch= makes the batches a function of (seed, epoch, step), which needs an int seed "
+            "(got seed=None): pass seed=..."
         )
-    if head.fixed_size:
-        images = parallel_map(head.dataset, lambda image, label: image)
-        dataset = _map_batches(
-            head,
-            images,
-            lambda images, s: aug.two_views(images, config, seed=s),
-            _VIEWS_BATCHED,
-            drop_remainder=True,
-        )
-    else:  # images of varying size: two crops per image, then the batched rest
+
+
+class PretrainingEpochs:
+    """`epoch -> tf.data.Dataset` of one pass of `(view_a, view_b)` batches, over a source
+    built (decoded, cached) once: the function `resumable_dataset` needs.
+
+    Made by `pretraining_epochs`. Calling it with an epoch (int or integer scalar tensor)
+    gives that pass, shuffled from (seed, epoch) and augmented from (seed, epoch, batch);
+    with None, today's reshuffling pass (see `pretraining_dataset`).
+
+    Attributes:
+        steps_per_epoch: full batches in one pass (None when the source's size is unknown).
+        config: the `AugmentationConfig`.
+    """
+
+    def __init__(self, head):
+        self._head = head
+        num = head.num_examples
+        self.steps_per_epoch = None if num is None else num // head.batch
+        self.config = head.config
+
+    def __call__(self, epoch=None):
+        head, config = self._head, self.config
+        if epoch is not None:
+            _check_epoch(epoch, head.seed)
+        if head.fixed_size:
+            images = parallel_map(head.elements(epoch), lambda image, label: image)
+            return _map_batches(
+                head,
+                images,
+                lambda images, s: aug.two_views(images, config, seed=s),
+                _VIEWS_BATCHED,
+                drop_remainder=True,
+                epoch=epoch,
+            )
+        # Images of varying size: two crops per image, then the batched rest.
         crops = _map_images(
-            head, lambda image, label, s: aug.crop_pair(image, config, seed=s), _CROPS_PER_IMAGE
+            head, lambda image, label, s: aug.crop_pair(image, config, seed=s), _CROPS_PER_IMAGE, epoch
         )
-        dataset = _map_batches(
+        return _map_batches(
             head,
             crops,
             lambda views, s: aug.finish_views(*views, config, seed=s),
             _VIEWS_FINISH,
             drop_remainder=True,
+            epoch=epoch,
         )
-    return dataset.prefetch(AUTOTUNE)
+
+
+def pretraining_epochs(
+    source, *, batch_size, image_size=None, preset=None, split="train", shuffle_buffer=None, seed=None,
+    input_context=None, cache=None, data_dir=None, augment=None,
+):  # fmt: skip
+    """The pretraining input as a function of the epoch, for exact resumes.
+
+    Args: as in `pretraining_dataset` (without `epoch`).
+
+    Returns:
+        A `PretrainingEpochs`: `epoch -> tf.data.Dataset` of one pass (not prefetched), with
+        `steps_per_epoch`. The source is resolved, decoded and cached once, here.
+
+    Example:
+    ```python
+    epochs = pretraining_epochs("digits", batch_size=128, seed=0)
+    data = resumable_dataset(epochs, epochs=10, steps_per_epoch=epochs.steps_per_epoch,
+                             start_step=backup.resume_step())
+    ```
+    """
+    head = _pipeline_head(locals(), shuffle=True, min_batch=2)
+    if head.num_examples is not None and head.num_examples < head.batch:
+        raise ValueError(
+            f"the source has {head.num_examples} images per input pipeline, "
+            f"fewer than one batch of {head.batch}"
+        )
+    return PretrainingEpochs(head)
 
 
 def labeled_dataset(
@@ -271,7 +374,7 @@ def labeled_dataset(
     if head.fixed_size:
         dataset = _map_batches(
             head,
-            head.dataset,
+            head.elements(),
             lambda b, s: (aug.normalize(crop(b[0], s), config), b[1]),
             _LABELED_BATCHED,
             drop_remainder=drop_remainder,

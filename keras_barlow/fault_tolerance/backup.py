@@ -48,6 +48,27 @@ class CorruptCheckpointError(ValueError):
     """A backup or checkpoint exists but cannot be trusted (checksum, missing file, bad JSON)."""
 
 
+def _verified_state(directory):
+    """The state of the backup in `directory` after checking it, or the reason it is corrupt (str)."""
+    if not os.path.isdir(directory):
+        return f"{directory} does not exist"
+    state_path = os.path.join(directory, _STATE)
+    try:
+        with open(state_path) as handle:
+            state = json.load(handle)
+        expected = state["sha256"]
+        int(state["step"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"cannot read {state_path} ({type(error).__name__}: {error})"
+    weights = os.path.join(directory, _WEIGHTS)
+    if not os.path.exists(weights):
+        return f"{weights} is missing"
+    actual = sha256_file(weights)
+    if actual != expected:
+        return f"{weights} has SHA-256 {actual[:12]}…, but {state_path} records {expected[:12]}…"
+    return {**state, "weights": weights, "directory": directory}
+
+
 def read_backup_state(backup_dir):
     """The newest complete backup in `backup_dir`, verified, or `None` when there is none.
 
@@ -59,7 +80,9 @@ def read_backup_state(backup_dir):
         that epoch), `steps_per_epoch`, `weights` (path of the weights file).
 
     Raises:
-        CorruptCheckpointError: a backup is named but missing, truncated or altered.
+        CorruptCheckpointError: the backup named by `LATEST` is missing, truncated or
+            altered. The message names the newest older backup that verifies and how to
+            resume from it (write its name into `LATEST`).
     """
     if not os.path.isdir(backup_dir):
         return None
@@ -76,33 +99,31 @@ def read_backup_state(backup_dir):
     else:
         return None  # nothing complete yet (at most a half-written temporary directory)
     directory = os.path.join(backup_dir, name)
+    state = _verified_state(directory) if _STEP_DIR.match(name) else f"{latest_path} names {name!r}"
+    if isinstance(state, dict):
+        return state
     others = [os.path.join(backup_dir, n) for _, n in complete if n != name]
+    listed = f" All other backups: {others}." if others else ""
+    raise CorruptCheckpointError(
+        f"the backup {directory} is corrupt: {state}. It was not loaded, and training was not "
+        f"restarted from scratch. {_how_to_recover(backup_dir, latest_path, name, complete)}{listed}"
+    )
 
-    def corrupt(reason):
-        older = f" Older complete backups: {others}." if others else ""
-        return CorruptCheckpointError(
-            f"the backup {directory} is corrupt: {reason}. It was not loaded, and training was "
-            "not restarted from scratch. Delete the backup directory to start over, or replace "
-            f"it by a good copy.{older}"
-        )
 
-    if not _STEP_DIR.match(name) or not os.path.isdir(directory):
-        raise corrupt(f"{latest_path} names {name!r}, which does not exist")
-    state_path = os.path.join(directory, _STATE)
-    try:
-        with open(state_path) as handle:
-            state = json.load(handle)
-        expected = state["sha256"]
-        int(state["step"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise corrupt(f"cannot read {state_path} ({type(error).__name__}: {error})") from None
-    weights = os.path.join(directory, _WEIGHTS)
-    if not os.path.exists(weights):
-        raise corrupt(f"{weights} is missing")
-    actual = sha256_file(weights)
-    if actual != expected:
-        raise corrupt(f"{weights} has SHA-256 {actual[:12]}…, but {state_path} records {expected[:12]}…")
-    return {**state, "weights": weights, "directory": directory}
+def _how_to_recover(backup_dir, latest_path, corrupt_name, complete):
+    """The recovery advice of a corrupt backup: resume from the newest older one that verifies."""
+    for _, older in reversed(complete):
+        good = os.path.join(backup_dir, older)
+        if older != corrupt_name and isinstance(state := _verified_state(good), dict):
+            return (
+                f"The older backup {good} (step {state['step']}) is complete and verified: to resume "
+                f"from it, write its name into {latest_path} (`echo {older} > {latest_path}`) and run "
+                "the same command again. Keep the corrupt backup for inspection, or delete only it."
+            )
+    return (
+        f"There is no older complete backup in {backup_dir}: replace the corrupt one by a good copy, "
+        f"or move {backup_dir} away to start over from step 0."
+    )
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):

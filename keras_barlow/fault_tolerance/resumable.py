@@ -1,7 +1,11 @@
 """`resumable_dataset`: a stream of batches that can start at any step, for exact resumes."""
 
+# Refill pass k ≥ 1 of epoch e is `epoch_dataset(e + k · REFILL_STRIDE)`: distinct from every
+# epoch's first pass (e < REFILL_STRIDE) and from one another.
+REFILL_STRIDE = 2**32
 
-def resumable_dataset(epoch_dataset, *, epochs, steps_per_epoch, start_step=0):
+
+def resumable_dataset(epoch_dataset, *, epochs, steps_per_epoch, start_step=0, refill=False):
     """A stream of `epochs × steps_per_epoch` batches that can start at any step.
 
     The stream is `epoch_dataset(0), epoch_dataset(1), …` (each cut to
@@ -12,11 +16,14 @@ def resumable_dataset(epoch_dataset, *, epochs, steps_per_epoch, start_step=0):
     input work).
 
     Args:
-        epoch_dataset: `epoch (int64 scalar tensor) -> tf.data.Dataset` of at least
-            `steps_per_epoch` batches; it is traced once by `flat_map`.
+        epoch_dataset: `epoch (int64 scalar tensor) -> tf.data.Dataset`; it is traced once
+            by `flat_map`. Without `refill` it must hold at least `steps_per_epoch` batches.
         epochs: epochs of the whole run.
         steps_per_epoch: batches per epoch.
         start_step: batches already trained (`BackupAndRestore.resume_step()`).
+        refill: when epoch `e`'s dataset runs out before `steps_per_epoch` batches, go on
+            with `epoch_dataset(e + k · 2**32)` for k = 1, 2, … (fresh passes: a new shuffle
+            and new augmentations), so that every epoch has exactly `steps_per_epoch` batches.
 
     Returns:
         A `tf.data.Dataset`; pass `steps_per_epoch` to `fit` as well.
@@ -38,8 +45,14 @@ def resumable_dataset(epoch_dataset, *, epochs, steps_per_epoch, start_step=0):
     total = epochs * steps_per_epoch
     if isinstance(start_step, bool) or not isinstance(start_step, int) or not 0 <= start_step <= total:
         raise ValueError(f"start_step must be an integer in [0, {total}], got {start_step!r}")
+    if epochs >= REFILL_STRIDE:
+        raise ValueError(f"epochs must be below 2**32, got {epochs}")
+
+    def one_epoch(epoch):
+        if not refill:
+            return epoch_dataset(epoch).take(steps_per_epoch)
+        passes = tf.data.Dataset.counter().map(lambda k: epoch + k * REFILL_STRIDE)
+        return passes.flat_map(epoch_dataset).take(steps_per_epoch)
+
     first_epoch, skip = divmod(start_step, steps_per_epoch)
-    stream = tf.data.Dataset.range(first_epoch, epochs).flat_map(
-        lambda epoch: epoch_dataset(epoch).take(steps_per_epoch)
-    )
-    return stream.skip(skip)
+    return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).skip(skip)

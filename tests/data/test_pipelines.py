@@ -108,3 +108,40 @@ def test_labeled_train_augment_crops_and_flips_per_seed():
     np.testing.assert_array_equal(labels, centred_labels)  # no shuffle: same order
     assert np.abs(images - other).max() > 0.5 and np.abs(images - centred).max() > 0.5
     assert images.shape == (64, 16, 16, 3)
+
+
+def test_epoch_batches_are_a_function_of_seed_epoch_and_step():
+    from keras_barlow.data.pipelines import pretraining_epochs
+
+    make = lambda: pretraining_epochs("digits", batch_size=64, preset="digits", image_size=16, seed=3)  # noqa: E731
+    passes = make()
+    assert passes.steps_per_epoch == 1347 // 64
+    one = first(passes(1), 2)
+    again = first(make()(tf.constant(1, tf.int64)), 2)  # a new pipeline, a tensor epoch
+    for (a1, b1), (a2, b2) in zip(one, again):
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(b1, b2)
+    np.testing.assert_array_equal(first(passes(1), 1)[0][0], one[0][0])  # iterating again: the same
+    assert np.abs(one[0][0] - first(passes(2), 1)[0][0]).max() > 0.5  # another epoch differs
+    assert np.abs(one[0][0] - first(passes(1 + 2**32), 1)[0][0]).max() > 0.5  # all 64 bits count
+    with pytest.raises(ValueError, match="needs an int seed"):
+        pretraining_epochs("digits", batch_size=64, preset="digits")(0)
+    with pytest.raises(ValueError, match="non-negative"):
+        passes(-1)
+
+
+def test_the_source_is_cached_once_not_per_epoch():
+    from keras_barlow.data.pipelines import pretraining_epochs
+    from keras_barlow.fault_tolerance import resumable_dataset
+
+    reads = tf.Variable(0, dtype=tf.int64)
+
+    def count(image):
+        reads.assign_add(1)
+        return image
+
+    images = tf.data.Dataset.from_tensor_slices(np.zeros([24, 8, 8, 3], np.uint8)).map(count)
+    passes = pretraining_epochs(images, batch_size=8, preset="cifar", image_size=8, seed=0, cache=True)
+    stream = resumable_dataset(passes, epochs=3, steps_per_epoch=3)
+    assert len(list(stream)) == 9
+    assert int(reads.numpy()) == 24  # decoded once, not once per epoch
