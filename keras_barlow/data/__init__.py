@@ -17,8 +17,10 @@ from keras_barlow.data.folders import IMAGE_EXTENSIONS, ImageFolder, scan_image_
 from keras_barlow.data.pipelines import (
     AUTO_CACHE_BYTES,
     DEFAULT_SHUFFLE_BUFFER,
+    PretrainingEpochs,
     labeled_dataset,
     pretraining_dataset,
+    pretraining_epochs,
     throughput,
 )
 from keras_barlow.data.sources import (
@@ -40,11 +42,13 @@ __all__ = [
     "DIGITS_TEST_FRACTION",
     "IMAGE_EXTENSIONS",
     "ImageFolder",
+    "PretrainingEpochs",
     "Source",
     "default_preset",
     "labeled_dataset",
     "load_digits_arrays",
     "pretraining_dataset",
+    "pretraining_epochs",
     "resolve_source",
     "scan_image_folder",
     "throughput",
