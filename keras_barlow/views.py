@@ -87,7 +87,8 @@ keras_barlow.pretraining_dataset(...).
             f"use a per-replica batch of at least 2 (in practice ≥ 32). {BATCH_OF_ONE_ADVICE}."
         )
     for name, view in zip(VIEW_KEYS, views):
-        dtype = str(getattr(view, "dtype", "float32"))
+        dtype = getattr(view, "dtype", None)
+        dtype = str(getattr(dtype, "name", dtype))  # NumPy, JAX and TF dtypes all have a name
         if "int" in dtype or "bool" in dtype:
             raise ValueError(
                 f"{name} holds {dtype} values: BarlowTwins trains on float images, augmented and "
