@@ -221,6 +221,13 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
             )
         super().compile(optimizer=optimizer, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras (3.15) skips this, with a warning, for models that override `compile`; ours
+        # takes the same arguments, so loading restores the optimizer as for any model.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if hasattr(self, "optimizer") and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def make_train_function(self, force=False):
         if self.built and not self.encoder.trainable_weights:
             raise ValueError(
@@ -243,19 +250,15 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         the weights of a diverged step; the error names the step. Arrays of views whose last
         batch would hold one image are refused before training (see `check_last_batch`).
         """
-        if y is not None:
-            raise ValueError(
-                f"BarlowTwins is self-supervised: fit takes x=(view_a, view_b) and no y, got y of "
-                f"type {type(y).__name__}. Drop the labels; keras_barlow.pretraining_dataset(...) "
-                "makes the views."
-            )
-        check_last_batch(x, batch_size, validation_split=kwargs.get("validation_split") or 0.0)
+        # `fit(view_a, view_b)` is accepted: Keras passes `(x, y)` on as the pair of views.
+        views = x if y is None else (x, y)
+        check_last_batch(views, batch_size, validation_split=kwargs.get("validation_split") or 0.0)
         callbacks = [NonFiniteLossGuard(), *(callbacks or [])]
         with self._keep_variables_on_failure(build_optimizer=True), self._trainer.explain_step_errors():
-            return super().fit(x, None, batch_size, *args, callbacks=callbacks, **kwargs)
+            return super().fit(x, y, batch_size, *args, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, *args, **kwargs):
-        check_last_batch(x, batch_size)
+        check_last_batch(x if y is None else (x, y), batch_size)
         with self._keep_variables_on_failure(), self._trainer.explain_step_errors():
             return super().evaluate(x, y, batch_size, *args, **kwargs)
 

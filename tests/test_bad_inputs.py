@@ -575,7 +575,7 @@ def test_compile_with_a_loss_or_metrics_is_refused():
 
 def test_fit_with_labels_says_it_is_self_supervised():
     x = images(32)
-    with pytest.raises(ValueError, match=r"self-supervised: fit takes x=\(view_a, view_b\) and no y"):
+    with pytest.raises(ValueError, match=r"self-supervised: pass fit\(x=\(view_a, view_b\)\) without y"):
         tiny_model().fit((x, x), np.zeros(32), batch_size=16, epochs=1, verbose=0)
 
 
