@@ -94,10 +94,10 @@ def check_projector_dims(dims):
     Example:
     >>> check_projector_dims([512, 256.0])
     (512, 256)
-    >>> check_projector_dims("512,512")
+    >>> check_projector_dims("512")
     Traceback (most recent call last):
     ...
-    ValueError: projector_dims must be a tuple of integer layer sizes, got the string '512,512'; write (512, 512)
+    ValueError: projector_dims must be a tuple of integer layer sizes, got the string '512'; write (512,)
     """
     if isinstance(dims, str):
         sizes = re.findall(r"\d+", dims)
@@ -112,7 +112,9 @@ def check_projector_dims(dims):
         )
     dims = tuple(dims)
     for dim in dims:
-        is_integral = isinstance(dim, numbers.Integral) or (isinstance(dim, numbers.Real) and float(dim).is_integer())
+        is_integral = isinstance(dim, numbers.Integral) or (
+            isinstance(dim, numbers.Real) and float(dim).is_integer()
+        )
         if isinstance(dim, bool) or not is_integral:
             raise ValueError(f"projector_dims must hold layer sizes, got {dims!r}: {dim!r} is not an integer")
     dims = tuple(int(d) for d in dims)

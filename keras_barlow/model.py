@@ -97,7 +97,10 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
             "lambd", lambd, allow_zero=True, hint=f"the official value is {losses.DEFAULT_LAMBD}"
         )
         self.scale_loss = _check_loss_weight(
-            "scale_loss", scale_loss, allow_zero=False, hint="1.0 by default, 0.024 in the first official release"
+            "scale_loss",
+            scale_loss,
+            allow_zero=False,
+            hint="1.0 by default, 0.024 in the first official release",
         )
         self.pooling = FeaturePooling(pooling, name="pooling")
         self.projector = build_projector(self.projector_dims)
@@ -211,11 +214,11 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         """
         given = {"loss": loss, "metrics": metrics}
         given.update({name: kwargs.get(name) for name in ("loss_weights", "weighted_metrics")})
-        given = {name: value for name, value in given.items() if value is not None}
+        given = ", ".join(f"{name}={value!r}" for name, value in given.items() if value is not None)
         if given:
             raise ValueError(
                 f"BarlowTwins computes its own loss and reports loss, on_diag, off_diag and "
-                f"embedding_std; compile() does not take {', '.join(f'{k}={v!r}' for k, v in given.items())}. "
+                f"embedding_std; compile() does not take {given}. "
                 "Pass only the optimizer (and e.g. steps_per_execution), and set the loss weights "
                 "with BarlowTwins(lambd=..., scale_loss=...)."
             )

@@ -640,17 +640,25 @@ def test_lars_refuses_unusable_numbers(kwargs, message):
 def test_lars_still_takes_a_schedule_or_a_numpy_number():
     from keras_barlow.optimizers import WarmupCosine
 
-    assert isinstance(LARS(WarmupCosine(0.2, total_steps=10, warmup_steps=1)).get_config()["learning_rate"], dict)
+    assert isinstance(
+        LARS(WarmupCosine(0.2, total_steps=10, warmup_steps=1)).get_config()["learning_rate"], dict
+    )
     assert LARS(np.float32(0.5)).get_config()["learning_rate"] == 0.5
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda o: o.WarmupCosine(float("inf"), 10, 1), r"peak_learning_rate must be a finite positive number"),
+        (
+            lambda o: o.WarmupCosine(float("inf"), 10, 1),
+            r"peak_learning_rate must be a finite positive number",
+        ),
         (lambda o: o.WarmupCosine(0.1, float("nan"), 1), r"total_steps must be a positive integer, got nan"),
         (lambda o: o.WarmupCosine(0.1, 10, 2.5), r"warmup_steps must be an integer.*got 2.5"),
-        (lambda o: o.paper_optimizer(256, 10, 10, bias_learning_rate=float("nan")), r"bias_learning_rate.*nan"),
+        (
+            lambda o: o.paper_optimizer(256, 10, 10, bias_learning_rate=float("nan")),
+            r"bias_learning_rate.*nan",
+        ),
         (lambda o: o.paper_optimizer(256, float("inf"), 10), r"epochs must be a positive integer, got inf"),
     ],
     ids=["peak-inf", "total-nan", "warmup-fraction", "bias-lr-nan", "epochs-inf"],
