@@ -5,6 +5,8 @@ batch norms out of saved configs.
 """
 
 import contextlib
+import numbers
+import re
 
 import keras
 from keras import ops
@@ -56,16 +58,69 @@ class FeaturePooling(keras.layers.Layer):
             return features[:, 0, :]
         if rank == 2:
             return features
-        raise ValueError(
-            f"the encoder must output (batch, dim), (batch, tokens, dim) or (batch, h, w, c) "
-            f"features, got shape {tuple(features.shape)}"
-        )
+        raise unsupported_features_error(features.shape)
 
     def compute_output_shape(self, input_shape):
+        if len(input_shape) not in (2, 3, 4):
+            raise unsupported_features_error(input_shape)
         return (input_shape[0], input_shape[-1])
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+def unsupported_features_error(shape):
+    """The `ValueError` for encoder outputs `FeaturePooling` cannot pool."""
+    return ValueError(
+        "the encoder must output (batch, dim), (batch, tokens, dim) or (batch, height, width, channels) "
+        f"features, got shape {tuple(shape)}; end it with the layer whose output is the representation "
+        "(e.g. a backbone without its classification head)"
+    )
+
+
+def check_projector_dims(dims):
+    """Validates projector layer sizes and returns them as a tuple of ints.
+
+    Args:
+        dims: a list or tuple of positive integer sizes, e.g. `(8192, 8192, 8192)`.
+
+    Returns:
+        `tuple` of `int`.
+
+    Raises:
+        ValueError: for a string, a single number, an empty list, or a size that is not a
+            positive integer (a fractional size would otherwise be truncated silently).
+
+    Example:
+    >>> check_projector_dims([512, 256.0])
+    (512, 256)
+    >>> check_projector_dims("512")
+    Traceback (most recent call last):
+    ...
+    ValueError: projector_dims must be a tuple of integer layer sizes, got the string '512'; write (512,)
+    """
+    if isinstance(dims, str):
+        sizes = re.findall(r"\d+", dims)
+        example = f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})" if sizes else "(8192, 8192, 8192)"
+        raise ValueError(
+            f"projector_dims must be a tuple of integer layer sizes, got the string {dims!r}; write {example}"
+        )
+    if isinstance(dims, numbers.Number):
+        raise ValueError(
+            f"projector_dims must be a tuple of integer layer sizes, got the single number {dims!r}; "
+            f"write ({dims!r},) for one layer"
+        )
+    dims = tuple(dims)
+    for dim in dims:
+        is_integral = isinstance(dim, numbers.Integral) or (
+            isinstance(dim, numbers.Real) and float(dim).is_integer()
+        )
+        if isinstance(dim, bool) or not is_integral:
+            raise ValueError(f"projector_dims must hold layer sizes, got {dims!r}: {dim!r} is not an integer")
+    dims = tuple(int(d) for d in dims)
+    if not dims or any(d <= 0 for d in dims):
+        raise ValueError(f"projector_dims must be a non-empty list of positive sizes, got {dims}")
+    return dims
 
 
 def build_projector(dims, *, input_dim=None, name="projector"):
@@ -89,9 +144,7 @@ def build_projector(dims, *, input_dim=None, name="projector"):
     >>> projector.output_shape
     (None, 32)
     """
-    dims = tuple(int(d) for d in dims)
-    if not dims or any(d <= 0 for d in dims):
-        raise ValueError(f"projector_dims must be a non-empty list of positive sizes, got {dims}")
+    dims = check_projector_dims(dims)
     layers = []
     for i, dim in enumerate(dims[:-1]):
         layers += [

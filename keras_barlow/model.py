@@ -10,14 +10,22 @@ picks a `Trainer` (`trainers/tensorflow.py` or `trainers/jax.py`), whose steps b
 where earlier releases defined them.
 """
 
+import math
+import numbers
+
 import keras
 
 from keras_barlow import _compat, losses
 from keras_barlow.callbacks import NonFiniteLossGuard
-from keras_barlow.layers import FeaturePooling, build_projector, unsynchronized_batchnorm
+from keras_barlow.layers import (
+    FeaturePooling,
+    build_projector,
+    check_projector_dims,
+    unsynchronized_batchnorm,
+)
 from keras_barlow.losses import embedding_std
 from keras_barlow.trainers import select_trainer
-from keras_barlow.views import VIEW_KEYS, unpack_views
+from keras_barlow.views import VIEW_KEYS, check_last_batch, unpack_views
 
 __all__ = [
     "VIEW_KEYS",
@@ -84,12 +92,24 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         if not isinstance(encoder, keras.layers.Layer):
             raise ValueError(f"encoder must be a Keras model or layer, got {type(encoder).__name__}")
         self.encoder = encoder
-        self.projector_dims = tuple(int(d) for d in projector_dims)
-        self.lambd = float(lambd)
-        self.scale_loss = float(scale_loss)
+        self.projector_dims = check_projector_dims(projector_dims)
+        self.lambd = _check_loss_weight(
+            "lambd", lambd, allow_zero=True, hint=f"the official value is {losses.DEFAULT_LAMBD}"
+        )
+        self.scale_loss = _check_loss_weight(
+            "scale_loss",
+            scale_loss,
+            allow_zero=False,
+            hint="1.0 by default, 0.024 in the first official release",
+        )
         self.pooling = FeaturePooling(pooling, name="pooling")
         self.projector = build_projector(self.projector_dims)
         self.sync_batchnorm = bool(sync_batchnorm)
+        if image_shape is not None and len(tuple(image_shape)) != 3:
+            raise ValueError(
+                f"image_shape must be (height, width, channels), got {tuple(image_shape)}; "
+                "e.g. (32, 32, 3) for RGB images"
+            )
         self.image_shape = tuple(image_shape) if image_shape is not None else self._encoder_image_shape()
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.on_diag_tracker = keras.metrics.Mean(name="on_diag")
@@ -115,7 +135,11 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         feature_shape = self.encoder.compute_output_shape(input_shape)
         features = self.pooling.compute_output_shape(feature_shape)
         if features[-1] is None:
-            raise ValueError(f"could not infer the encoder's feature size from {feature_shape}")
+            raise ValueError(
+                f"could not infer the encoder's feature size from its output shape {feature_shape}: "
+                "the encoder must output (batch, dim), (batch, tokens, dim) or (batch, height, width, "
+                "channels) features with a known last dimension"
+            )
         self.feature_dim = int(features[-1])
         self.pooling.build(feature_shape)
         self.projector.build((None, self.feature_dim))
@@ -128,6 +152,12 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
 
     def call(self, images, training=False):
         """Returns the encoder's pooled features: `model.predict` gives representations."""
+        if isinstance(images, (tuple, list, dict)):
+            raise ValueError(
+                f"BarlowTwins maps one batch of images to features, got a {type(images).__name__} of "
+                f"{len(images)} inputs: call predict(images) on plain images (e.g. predict(view_a)), "
+                "not on (view_a, view_b) pairs"
+            )
         return self.pooling(self.encoder(images, training=training))
 
     def embed(self, images, training=False):
@@ -175,7 +205,39 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
     def test_step(self, *args):
         return self._trainer.test_step(self, *args)
 
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """`keras.Model.compile` without `loss` or `metrics`: the model computes its own.
+
+        Raises:
+            ValueError: when `loss`, `metrics`, `loss_weights` or `weighted_metrics` is given,
+                which Keras would otherwise ignore silently.
+        """
+        given = {"loss": loss, "metrics": metrics}
+        given.update({name: kwargs.get(name) for name in ("loss_weights", "weighted_metrics")})
+        given = ", ".join(f"{name}={value!r}" for name, value in given.items() if value is not None)
+        if given:
+            raise ValueError(
+                f"BarlowTwins computes its own loss and reports loss, on_diag, off_diag and "
+                f"embedding_std; compile() does not take {given}. "
+                "Pass only the optimizer (and e.g. steps_per_execution), and set the loss weights "
+                "with BarlowTwins(lambd=..., scale_loss=...)."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras (3.15) skips this, with a warning, for models that override `compile`; ours
+        # takes the same arguments, so loading restores the optimizer as for any model.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if hasattr(self, "optimizer") and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def make_train_function(self, force=False):
+        if self.built and not self.encoder.trainable_weights:
+            raise ValueError(
+                f"the encoder {self.encoder.name!r} has no trainable weights (encoder.trainable is "
+                f"{self.encoder.trainable}), so pretraining would only train the projector, whose "
+                "output is discarded: set encoder.trainable = True, or give an encoder with weights"
+            )
         self._trainer.prepare_train_function(self)
         return super().make_train_function(force=force)
 
@@ -184,19 +246,24 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         # trainer skips the symbolic build there (the model is built in its constructor).
         return self._trainer.skip_symbolic_build(self)
 
-    def fit(self, *args, callbacks=None, **kwargs):
+    def fit(self, x=None, y=None, batch_size=None, *args, callbacks=None, **kwargs):
         """`keras.Model.fit`, plus a guard that stops at the first non-finite loss.
 
         The guard runs before every other callback, so a checkpoint callback never writes
-        the weights of a diverged step; the error names the step.
+        the weights of a diverged step; the error names the step. Arrays of views whose last
+        batch would hold one image are refused before training (see `check_last_batch`).
         """
+        # `fit(view_a, view_b)` is accepted: Keras passes `(x, y)` on as the pair of views.
+        views = x if y is None else (x, y)
+        check_last_batch(views, batch_size, validation_split=kwargs.get("validation_split") or 0.0)
         callbacks = [NonFiniteLossGuard(), *(callbacks or [])]
-        with self._keep_variables_on_failure(build_optimizer=True):
-            return super().fit(*args, callbacks=callbacks, **kwargs)
+        with self._keep_variables_on_failure(build_optimizer=True), self._trainer.explain_step_errors():
+            return super().fit(x, y, batch_size, *args, callbacks=callbacks, **kwargs)
 
-    def evaluate(self, *args, **kwargs):
-        with self._keep_variables_on_failure():
-            return super().evaluate(*args, **kwargs)
+    def evaluate(self, x=None, y=None, batch_size=None, *args, **kwargs):
+        check_last_batch(x if y is None else (x, y), batch_size)
+        with self._keep_variables_on_failure(), self._trainer.explain_step_errors():
+            return super().evaluate(x, y, batch_size, *args, **kwargs)
 
     def predict(self, *args, **kwargs):
         with self._keep_variables_on_failure():
@@ -228,3 +295,14 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         config = dict(config)
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"), custom_objects=custom_objects)
         return cls(encoder=encoder, **config)
+
+
+def _check_loss_weight(name, value, *, allow_zero, hint):
+    # A negative λ maximises the off-diagonal correlation and NaN/inf surface only at step 1,
+    # as a non-finite loss that reads like a learning-rate problem: refuse them here.
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    valid = is_number and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not valid:
+        valid_range = "a finite number ≥ 0" if allow_zero else "a finite number > 0"
+        raise ValueError(f"BarlowTwins {name} must be {valid_range}, got {value!r}; {hint}")
+    return float(value)

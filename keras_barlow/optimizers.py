@@ -11,6 +11,7 @@ peak; weight decay 1e-6 (the paper's text says 1.5e-6), momentum 0.9, trust coef
 """
 
 import math
+import numbers
 
 import keras
 from keras import ops
@@ -81,7 +82,9 @@ class LARS(keras.optimizers.Optimizer):
         name="lars",
         **kwargs,
     ):
-        if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
+        if isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool):
+            # Schedules and callables are accepted as Keras does; a number must be usable.
+            _check_non_negative("learning_rate", learning_rate)
             learning_rate = float(learning_rate)
         # Keras' decoupled weight decay stays None: LARS applies its own inside the update.
         kwargs.pop("weight_decay", None)
@@ -151,7 +154,7 @@ def trust_ratio(variable, update, eta):
 
 def _check_non_negative(name, value):
     if (
-        not isinstance(value, (int, float))
+        not isinstance(value, numbers.Real)
         or isinstance(value, bool)
         or value < 0
         or not math.isfinite(value)
@@ -181,11 +184,17 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, peak_learning_rate, total_steps, warmup_steps, end_fraction=PAPER_END_FRACTION):
-        if not isinstance(peak_learning_rate, (int, float)) or not peak_learning_rate > 0:
-            raise ValueError(f"peak_learning_rate must be a positive number, got {peak_learning_rate!r}")
-        if int(total_steps) != total_steps or total_steps < 1:
+        if (
+            not isinstance(peak_learning_rate, numbers.Real)
+            or not peak_learning_rate > 0
+            or not math.isfinite(peak_learning_rate)
+        ):
+            raise ValueError(
+                f"peak_learning_rate must be a finite positive number, got {peak_learning_rate!r}"
+            )
+        if not _is_integral(total_steps) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
-        if int(warmup_steps) != warmup_steps or not 0 <= warmup_steps <= total_steps:
+        if not _is_integral(warmup_steps) or not 0 <= warmup_steps <= total_steps:
             raise ValueError(
                 f"warmup_steps must be an integer between 0 and total_steps={total_steps}, "
                 f"got {warmup_steps!r}"
@@ -254,8 +263,8 @@ def paper_schedule(
     (1.6, 6250)
     """
     global_batch_size, epochs, steps_per_epoch = _check_run(global_batch_size, epochs, steps_per_epoch)
-    if warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be non-negative, got {warmup_epochs!r}")
+    if not isinstance(warmup_epochs, numbers.Real) or not 0 <= warmup_epochs < math.inf:
+        raise ValueError(f"warmup_epochs must be a finite non-negative number, got {warmup_epochs!r}")
     total_steps = epochs * steps_per_epoch
     warmup_steps = min(round(warmup_epochs * steps_per_epoch), total_steps // 10)
     return WarmupCosine(
@@ -321,7 +330,14 @@ def paper_optimizer(
 
     Then `model.compile(optimizer=optimizer)`.
     """
-    if not weight_learning_rate > 0 or bias_learning_rate < 0:
+    if not (
+        isinstance(weight_learning_rate, numbers.Real)
+        and isinstance(bias_learning_rate, numbers.Real)
+        and math.isfinite(weight_learning_rate)
+        and math.isfinite(bias_learning_rate)
+        and weight_learning_rate > 0
+        and bias_learning_rate >= 0
+    ):
         raise ValueError(
             "weight_learning_rate must be positive and bias_learning_rate non-negative, got "
             f"{weight_learning_rate!r} and {bias_learning_rate!r}"
@@ -353,7 +369,7 @@ def paper_optimizer(
 def _check_run(global_batch_size, epochs, steps_per_epoch):
     values = {"global_batch_size": global_batch_size, "epochs": epochs, "steps_per_epoch": steps_per_epoch}
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
+        if not _is_integral(value) or value < 1:
             raise ValueError(
                 f"{name} must be a positive integer, got {value!r}"
                 + (
@@ -363,3 +379,10 @@ def _check_run(global_batch_size, epochs, steps_per_epoch):
                 )
             )
     return int(global_batch_size), int(epochs), int(steps_per_epoch)
+
+
+def _is_integral(value):
+    # True for ints and whole floats (10.0); False for bools, NaN, inf, strings and 2.5.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value) and float(value).is_integer()

@@ -7,6 +7,7 @@ attributes listed in `Trainer`'s docstring.
 """
 
 import abc
+import contextlib
 
 
 class Trainer(abc.ABC):
@@ -57,3 +58,14 @@ class Trainer(abc.ABC):
         Returns:
             A context manager (`contextlib.nullcontext()` where nothing is needed).
         """
+
+    def explain_step_errors(self):
+        """A context manager around `fit`/`evaluate` that turns run-time input checks into errors.
+
+        The default does nothing; the TensorFlow trainer re-raises its in-graph checks (e.g. a
+        batch of one image at the end of an epoch) as a `ValueError` with their message.
+
+        Returns:
+            A context manager.
+        """
+        return contextlib.nullcontext()

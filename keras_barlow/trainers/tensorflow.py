@@ -15,6 +15,7 @@ strategy's scope) and scalar logs are returned with shape `(1,)`.
 """
 
 import contextlib
+import re
 
 import tensorflow as tf
 from keras import ops
@@ -22,7 +23,11 @@ from keras import ops
 from keras_barlow import _compat
 from keras_barlow._compat import needs_multi_worker_workaround
 from keras_barlow.trainers.base import Trainer
-from keras_barlow.views import unpack_views
+from keras_barlow.views import BATCH_OF_ONE_ADVICE, unpack_views
+
+# Starts the message of the step's run-time input checks, so that `explain_step_errors`
+# recognises them among TensorFlow's `InvalidArgumentError`s.
+INPUT_CHECK_MARKER = "BarlowTwins input check: "
 
 
 class TensorFlowTrainer(Trainer):
@@ -63,12 +68,9 @@ class TensorFlowTrainer(Trainer):
 
     def _forward(self, model, data, training):
         view_a, view_b = unpack_views(data)
-        tf.debugging.assert_greater_equal(
-            tf.shape(view_a)[0],
-            2,
-            message="a per-replica batch of 1 leaves the Barlow Twins batch statistics undefined; "
-            "use a per-replica batch of at least 2",
-        )
+        # `unpack_views` sees only the traced shapes, whose batch size is unknown (None): a
+        # last partial batch of 1 image, or views of unequal batch sizes, show only here.
+        check_views_at_run_time(view_a, view_b)
         sum_over_batch, global_batch, num_replicas = self.global_reducers(view_a)
         terms = model.compute_terms(
             view_a, view_b, training=training, sum_over_batch=sum_over_batch, batch_size=global_batch
@@ -116,6 +118,48 @@ class TensorFlowTrainer(Trainer):
         """Nothing to keep: TensorFlow's loops never detach the variables."""
         del model, build_optimizer
         return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def explain_step_errors(self):
+        """Re-raises a failed `check_views_at_run_time` as a `ValueError` with its message.
+
+        TensorFlow reports a failed in-graph assertion as `InvalidArgumentError: Graph
+        execution error`, with the message buried after the trace of the op.
+        """
+        try:
+            yield
+        except tf.errors.InvalidArgumentError as error:
+            text = str(error)
+            if INPUT_CHECK_MARKER not in text:
+                raise
+            message = text.split(INPUT_CHECK_MARKER, 1)[1].split("[Condition", 1)[0].strip(" ]\n")
+            # tf.debugging appends the compared values as "[x (...) = ] [16] [y (...) = ] [8]".
+            received = re.findall(r"= \] \[([^\]]*)\]", text)
+            if received:
+                message += f" (received {' and '.join(received)})"
+            raise ValueError(message) from error
+
+
+def check_views_at_run_time(view_a, view_b):
+    """In-graph checks of a replica's views whose batch sizes are unknown when traced.
+
+    Args:
+        view_a, view_b: the replica's image batches.
+    """
+    batch_a, batch_b = tf.shape(view_a)[0], tf.shape(view_b)[0]
+    tf.debugging.assert_equal(
+        batch_a,
+        batch_b,
+        message=f"{INPUT_CHECK_MARKER}the two views of a batch hold different numbers of images; "
+        "make both views from the same images (keras_barlow.pretraining_dataset does)",
+    )
+    tf.debugging.assert_greater_equal(
+        batch_a,
+        2,
+        message=f"{INPUT_CHECK_MARKER}a batch of fewer than 2 images reached a replica (per-replica "
+        "batch = batch / replicas), e.g. the last batch of an epoch when the dataset size % "
+        f"batch_size == 1. {BATCH_OF_ONE_ADVICE}.",
+    )
 
 
 TRAINER = TensorFlowTrainer()
