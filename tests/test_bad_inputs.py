@@ -1,9 +1,8 @@
 """Bad input, as a new user would give it: every case ends in an error that names the problem
 and the fix, or in correct behaviour, with nothing written or lost.
 
-The first part holds the cases of issue 19 §4; the second a wider probe. Cases marked
-`xfail(strict=True)` describe the desired behaviour that the package does not have yet:
-whoever fixes one removes its mark.
+The first part holds the cases of issue 19 §4; the rest widen the probe, per area (data and
+transfer; model, projector and optimizers).
 """
 
 import json

@@ -14,6 +14,7 @@ import pytest
 from helpers import round_trip
 
 import keras_barlow
+from keras_barlow import export
 
 for _module in pkgutil.walk_packages(keras_barlow.__path__, "keras_barlow."):
     if not _module.name.startswith("keras_barlow.trainers."):  # backend-specific steps
@@ -36,6 +37,27 @@ def images(n=4):
 def embeddings():
     rng = np.random.default_rng(0)
     return rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 4)).astype("float32")
+
+
+RECORD = {"mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3), "image_size": (8, 8)}
+
+
+def resnet_record():
+    return export.PretrainedResNetBackbone(
+        pretraining_preprocessing=RECORD, depth=18, image_shape=(8, 8, 3), small_images=True, width=4
+    )
+
+
+def pretrained_preprocessor(encoder):
+    return export.preset.PREPROCESSORS[type(encoder)](image_converter=export.preset.image_converter(encoder))
+
+
+def pretrained_classifier(encoder):
+    task = {
+        cls.backbone_cls: cls
+        for cls in (export.PretrainedResNetImageClassifier, export.PretrainedEncoderImageClassifier)
+    }[type(encoder)]
+    return task(backbone=encoder, num_classes=3, preprocessor=pretrained_preprocessor(encoder))
 
 
 # Registered name -> (factory of an instance with non-default arguments, inputs for outputs).
@@ -91,6 +113,32 @@ FACTORIES = {
             std=(0.2, 0.2, 0.2),
             image_shape=(8, 8, 3),
         ),
+        lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
+    ),
+    "keras_barlow>PretrainedResNetBackbone": (
+        lambda: export.PretrainedResNetBackbone(
+            pretraining_preprocessing=RECORD, depth=18, image_shape=(8, 8, 3), small_images=True, width=4
+        ),
+        images,
+    ),
+    "keras_barlow>PretrainedEncoder": (
+        lambda: export.with_pretraining_preprocessing(tiny_encoder(), RECORD),
+        images,
+    ),
+    "keras_barlow>PretrainedResNetImageClassifierPreprocessor": (
+        lambda: pretrained_preprocessor(resnet_record()),
+        lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
+    ),
+    "keras_barlow>PretrainedEncoderImageClassifierPreprocessor": (
+        lambda: pretrained_preprocessor(export.with_pretraining_preprocessing(tiny_encoder(), RECORD)),
+        lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
+    ),
+    "keras_barlow>PretrainedResNetImageClassifier": (
+        lambda: pretrained_classifier(resnet_record()),
+        lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
+    ),
+    "keras_barlow>PretrainedEncoderImageClassifier": (
+        lambda: pretrained_classifier(export.with_pretraining_preprocessing(tiny_encoder(), RECORD)),
         lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
     ),
 }

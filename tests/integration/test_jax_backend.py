@@ -206,7 +206,12 @@ def test_device_choice_errors_say_what_to_do(kwargs, message):
 )
 def test_when_processes_are_joined(multiprocess, args, environ, expected):
     args = {"job_addresses": None, "num_processes": None, **args}
-    assert distribute.jax_processes_requested(multiprocess, args["job_addresses"], args["num_processes"], environ) is expected
+    assert (
+        distribute.jax_processes_requested(
+            multiprocess, args["job_addresses"], args["num_processes"], environ
+        )
+        is expected
+    )
 
 
 @pytest.mark.skipif(ON_JAX, reason="checks the error on the other backends")
