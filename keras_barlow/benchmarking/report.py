@@ -91,8 +91,8 @@ def speed_ratios(results, reference="pytorch"):
 
     Example:
     >>> speed_ratios([{"backend": "tensorflow", "measure": "fit", "s_per_step": 0.4},
-    ...               {"backend": "tensorflow", "measure": "pytorch", "s_per_step": 0.6}])
-    {'tensorflow:fit_vs_pytorch': 1.5}
+    ...               {"backend": "tensorflow", "measure": "pytorch", "s_per_step": 0.5}])
+    {'tensorflow:fit_vs_pytorch': 1.25}
     """
     reference_s = {r["backend"]: r["s_per_step"] for r in results if r["measure"] == reference}
     return {

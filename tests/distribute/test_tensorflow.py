@@ -140,7 +140,7 @@ def test_explicit_tpu_that_is_not_there_fails_clearly(fresh_cache, monkeypatch):
         raise ValueError("Please provide a TPU Name to connect to.")
 
     monkeypatch.setattr(tf_distribute, "_tpu_resolver", unreachable)
-    with pytest.raises(ValueError, match="no TPU is reachable at grpc://10.0.0.2:8470.*KERAS_BACKEND=jax"):
+    with pytest.raises(ValueError, match=r"no TPU is reachable at grpc://10.0.0.2:8470.*KERAS_BACKEND=jax"):
         distribute.get_strategy("tpu", tpu_address="grpc://10.0.0.2:8470")
 
 
@@ -160,9 +160,9 @@ def test_a_reachable_tpu_is_connected_and_used(fresh_cache, monkeypatch, caplog)
         mock.patch.object(tf.config, "experimental_connect_to_cluster") as connect,
         mock.patch.object(tf.tpu.experimental, "initialize_tpu_system") as initialise,
         mock.patch.object(tf.distribute, "TPUStrategy", return_value=fake_strategy) as tpu_strategy,
+        caplog.at_level(logging.INFO, logger=tf_distribute.__name__),
     ):
-        with caplog.at_level(logging.INFO, logger=tf_distribute.__name__):
-            strategy = distribute.get_strategy("auto", tpu_address="my-tpu")
+        strategy = distribute.get_strategy("auto", tpu_address="my-tpu")
     assert strategy is fake_strategy
     connect.assert_called_once_with(resolver)  # a remote TPU node
     initialise.assert_called_once_with(resolver)
@@ -211,7 +211,7 @@ def test_steps_per_execution_under_mirrored_strategy_fails_clearly():
 
     model = mock.Mock(steps_per_execution=4, sync_batchnorm=True)
     model.distribute_strategy = mock.Mock(spec=tf.distribute.MirroredStrategy, num_replicas_in_sync=2)
-    with pytest.raises(ValueError, match="steps_per_execution=4.*keras-team/keras#19246"):
+    with pytest.raises(ValueError, match=r"steps_per_execution=4.*keras-team/keras#19246"):
         trainer.prepare_train_function(model)
     encoder = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten()])
     single = BarlowTwins(encoder, projector_dims=(4,))
@@ -247,5 +247,5 @@ def test_setup_hardware_on_jax_goes_through_keras_distribution(monkeypatch):
         pass
     distribute.setup_hardware("multiworker", num_processes=1)
     assert seen["args"] == ("auto", {"num_processes": 1, "multiprocess": True})
-    with pytest.raises(RuntimeError, match="configures tf.distribute"):
+    with pytest.raises(RuntimeError, match=r"configures tf.distribute"):
         distribute.get_strategy("auto")
