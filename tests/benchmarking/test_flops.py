@@ -5,7 +5,7 @@ import pytest
 
 from keras_barlow.backbones import resnet
 from keras_barlow.benchmarking import flops
-from keras_barlow.projector import build_projector
+from keras_barlow.layers import build_projector
 
 
 def test_tiny_convnet_against_a_hand_count():

@@ -13,7 +13,7 @@ import pytest
 from keras_barlow import losses
 from keras_barlow.backbones import resnet
 from keras_barlow.benchmarking import flops, pytorch_reference
-from keras_barlow.projector import build_projector
+from keras_barlow.layers import build_projector
 
 if importlib.util.find_spec("torch") is None or importlib.util.find_spec("torchvision") is None:
     pytest.skip("PyTorch is optional: pip install -e '.[compare]'", allow_module_level=True)
