@@ -101,7 +101,7 @@ def read_lock(path):
             if isinstance(record, dict) and isinstance(record.get("pid"), int) and record.get("host"):
                 return record
         except ValueError:
-            pass
+            record = None  # still being written by its creator: read it again below
         if time.monotonic() > deadline:
             raise OutputDirectoryLockedError(
                 f"the lock file {path} exists but holds no readable owner record ({text[:80]!r}); it "

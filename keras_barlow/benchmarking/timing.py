@@ -86,6 +86,6 @@ def cpu_description():
                     model = value.strip()
                 elif key == "flags" and not flags:
                     flags = [flag for flag in value.split() if flag.startswith(("avx", "fma", "amx"))]
-    except OSError:
-        pass
+    except OSError:  # no /proc/cpuinfo (not Linux): the CPU stays unnamed
+        return {"model": None, "simd_flags": []}
     return {"model": model, "simd_flags": flags}

@@ -7,7 +7,6 @@ import pytest
 
 import keras_barlow  # noqa: F401  (registers the classes saved models name)
 from keras_barlow import _compat, transfer
-from keras_barlow.testing import export_tiny_encoder
 
 BACKEND = keras.backend.backend()
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -16,12 +15,6 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def relative_error(actual, expected):
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30))
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    """A tiny random ResNet-18 (ImageNet stem) exported with ImageNet normalisation."""
-    return export_tiny_encoder(tmp_path_factory.mktemp("transfer") / "encoder")
 
 
 def test_argument_errors(encoder_dir):
