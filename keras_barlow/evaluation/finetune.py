@@ -5,7 +5,6 @@ import math
 import keras
 import numpy as np
 
-from keras_barlow.augment import seed_stream
 from keras_barlow.evaluation.features import as_int_labels, is_tf_dataset, iterate_batches
 from keras_barlow.evaluation.metrics import accuracies, count_classes
 from keras_barlow.evaluation.optimizers import (
@@ -147,6 +146,8 @@ def fine_tune(
     dataset = tf.data.Dataset.from_tensor_slices((images, subset_labels)).shuffle(len(images), seed=seed)
     dataset = dataset.batch(batch_size)
     if augment is not None:
+        from keras_barlow.augment import seed_stream
+
         dataset = tf.data.Dataset.zip(dataset, seed_stream(seed)).map(lambda b, s: (augment(b[0], s), b[1]))
     classifier.fit(dataset, epochs=epochs, shuffle=False, verbose=verbose)
     result = {"num_labeled": len(indices), "indices": indices.tolist(), "num_examples": int(total)}

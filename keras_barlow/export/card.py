@@ -21,8 +21,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_barlow.augment import IMAGENET_MEAN as DEFAULT_MEAN
-from keras_barlow.augment import IMAGENET_STD as DEFAULT_STD
+from keras_barlow.normalization import IMAGENET_MEAN as DEFAULT_MEAN
+from keras_barlow.normalization import IMAGENET_STD as DEFAULT_STD
 
 CARD_FORMAT_VERSION = 1
 __all__ = [

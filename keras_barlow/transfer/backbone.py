@@ -19,9 +19,8 @@ import keras_hub
 import numpy as np
 
 from keras_barlow import _compat
-from keras_barlow.augment import check_mean_std
-from keras_barlow.augment.config import check_unit_scale_statistics
 from keras_barlow.model import unsynchronized_batchnorm
+from keras_barlow.normalization import check_mean_std, check_unit_scale_statistics
 from keras_barlow.views import encoder_of
 
 PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
