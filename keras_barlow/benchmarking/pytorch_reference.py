@@ -210,7 +210,7 @@ class PyTorchRunner:
 
     def __init__(self, spec):
         torch, torchvision = import_torch()
-        from keras_barlow.benchmarking.runners import synthetic_views
+        from keras_barlow.benchmarking.inputs import synthetic_views
 
         self.modules, self.step = build_reference(spec)
         view_a, view_b = synthetic_views(spec)

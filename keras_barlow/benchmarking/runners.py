@@ -7,6 +7,8 @@ seconds of each call, `spe` is the steps each call runs, `extra` holds facts to 
 
 import time
 
+from keras_barlow.benchmarking.inputs import synthetic_views
+
 PRESETS = {
     "resnet18-32": dict(
         depth=18, width=64, image_size=32, small_images=True, source_size=32, augment="cifar",
@@ -22,22 +24,6 @@ PRESETS = {
         batch_size=8, projector=(32, 32), steps=2, repeats=2, warmup=2,
     ),
 }  # fmt: skip
-
-
-def synthetic_views(spec):
-    """Two *distinct* float32 view batches: the second is a noisy copy of the first.
-
-    Identical views would make the gradients nearly zero and denormal, which CPUs process
-    several times slower (measured: 3.4 s instead of 1.7 s per step), so a benchmark must
-    not use them.
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    shape = (spec["batch_size"], spec["image_size"], spec["image_size"], 3)
-    view_a = rng.standard_normal(shape, dtype=np.float32)
-    view_b = (view_a + 0.5 * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
-    return view_a, view_b
 
 
 def small_convnet(size, width):
