@@ -358,17 +358,8 @@ MNIST_STD = 0.3081
 
 
 def _mnist5k():
-    view = ViewConfig(
-        crop_scale=(0.4, 1.0),
-        flip_prob=0.0,
-        saturation=0.0,
-        hue=0.0,
-        grayscale_prob=0.0,
-        blur_prob=0.5,
-        blur_sigma=(0.1, 1.0),
-        solarize_prob=0.0,
-        rotation=15.0,
-        shear=0.15,
+    view = dataclasses.replace(
+        _digits().view_a, blur_prob=0.5, blur_sigma=(0.1, 1.0), rotation=15.0, shear=0.15
     )
     return AugmentationConfig(
         image_size=16,
