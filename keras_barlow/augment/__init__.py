@@ -9,9 +9,11 @@ Modules (each below imports only those above it):
 | `seeds` | seed derivation and stateless per-image draws |
 | `ops` | input checks, normalisation, flip, colour jitter, grayscale, blur, solarisation |
 | `crops` | random resized crops, the evaluation centre crop, `random_crop_flip` |
+| `affine` | crop + rotation + shear as one warp per image (`random_affine_crops`) |
 | `views` | `two_views`, `crop_pair`, `finish_view(s)`: the pretraining views |
 """
 
+from keras_barlow.augment.affine import affine_transforms, random_affine_crops, warp
 from keras_barlow.augment.config import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -59,6 +61,7 @@ __all__ = [
     "adjust_contrast",
     "adjust_hue",
     "adjust_saturation",
+    "affine_transforms",
     "apply_jitter",
     "as_config",
     "center_crop_resize",
@@ -73,6 +76,7 @@ __all__ = [
     "gaussian_blur",
     "jitter_params",
     "normalize",
+    "random_affine_crops",
     "random_crop_flip",
     "random_flip",
     "sample_crop_boxes",
@@ -81,4 +85,5 @@ __all__ = [
     "solarize",
     "to_float_rgb",
     "two_views",
+    "warp",
 ]

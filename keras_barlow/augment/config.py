@@ -86,6 +86,10 @@ class ViewConfig:
         blur_sigma: (min, max) of the blur σ in output pixels, drawn per image.
         solarize_prob: probability of solarisation.
         solarize_threshold: pixels ≥ this value (in [0, 1]) are inverted to `1 - x`.
+        rotation: rotation angle drawn per image from U[-rotation, rotation] degrees.
+        shear: horizontal shear factor drawn per image from U[-shear, shear].
+            Either > 0 makes the crop, rotation and shear one affine warp
+            (`keras_barlow.augment.affine`); both 0 (the default) keep the plain crop.
 
     Example:
     >>> ViewConfig(blur_prob=0.1).crop_scale
@@ -106,6 +110,8 @@ class ViewConfig:
     blur_sigma: tuple = (0.1, 2.0)
     solarize_prob: float = 0.0
     solarize_threshold: float = 0.5
+    rotation: float = 0.0
+    shear: float = 0.0
 
     def __post_init__(self):
         fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -123,6 +129,19 @@ class ViewConfig:
             raise ValueError(f"hue must be in [0, 0.5] (a fraction of the colour circle), got {self.hue}")
         fix("hue", float(self.hue))
         fix("jitter_random_order", bool(self.jitter_random_order))
+        if not 0.0 <= float(self.rotation) <= 180.0:
+            raise ValueError(
+                f"rotation is a maximum angle in degrees and must be in [0, 180], got {self.rotation}"
+            )
+        fix("rotation", float(self.rotation))
+        if not 0.0 <= float(self.shear) <= 1.0:
+            raise ValueError(f"shear is a maximum shear factor and must be in [0, 1], got {self.shear}")
+        fix("shear", float(self.shear))
+
+    @property
+    def is_affine(self):
+        """Whether this view rotates or shears (then its crop is one affine warp)."""
+        return self.rotation > 0 or self.shear > 0
 
 
 VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(ViewConfig))
@@ -149,6 +168,11 @@ class AugmentationConfig:
       crop of an 8×8 digit is 2×2 pixels of stroke), no flip (digits are chiral), no
       hue/saturation/grayscale (grey input), no blur, no solarisation (it turns the bright
       strokes as dark as the background); brightness/contrast jitter 0.4 with p 0.8.
+    - `"mnist5k"`: 16 px for 28 px grey MNIST digits: the `"digits"` crop (scale 0.4–1,
+      no flip, no colour but brightness/contrast 0.4 with p 0.8) warped together with a
+      rotation of ±15° and a shear of ±0.15 (one affine warp), Gaussian blur p 0.5 with
+      σ 0.1–1.0 px, MNIST's mean 0.1307 / std 0.3081 on every channel. On MNIST-5k it beat
+      the crop-only geometry by 0.03 linear / 0.16 5-shot / 0.08 kNN-20 (30 epochs).
 
     Args:
         image_size: output size, an int or `(height, width)`.
@@ -189,7 +213,7 @@ class AugmentationConfig:
 
     @classmethod
     def preset(cls, name, **overrides):
-        """A preset (`"imagenet"`, `"cifar"`, `"digits"`) with `replace(**overrides)` applied."""
+        """A preset (`"imagenet"`, `"cifar"`, `"digits"`, `"mnist5k"`) with `replace(**overrides)` applied."""
         if isinstance(name, cls):
             return name.replace(**overrides)
         if name not in PRESETS:
@@ -274,7 +298,25 @@ def _digits():
     return AugmentationConfig(image_size=32, view_a=view, view_b=view, eval_crop_fraction=1.0)
 
 
-PRESETS = {"imagenet": _imagenet, "cifar": _cifar, "digits": _digits}
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+def _mnist5k():
+    view = dataclasses.replace(
+        _digits().view_a, blur_prob=0.5, blur_sigma=(0.1, 1.0), rotation=15.0, shear=0.15
+    )
+    return AugmentationConfig(
+        image_size=16,
+        view_a=view,
+        view_b=view,
+        mean=(MNIST_MEAN,) * 3,
+        std=(MNIST_STD,) * 3,
+        eval_crop_fraction=1.0,
+    )
+
+
+PRESETS = {"imagenet": _imagenet, "cifar": _cifar, "digits": _digits, "mnist5k": _mnist5k}
 
 
 def as_config(config, image_size=None):
@@ -313,16 +355,19 @@ def default_preset(source):
         source: a source as `keras_barlow.data` accepts it (only names are looked at).
 
     Returns:
-        `"digits"` for the digits source, `"cifar"` for names starting with "cifar" (TFDS
-        `cifar10`, `cifar100`), else `"imagenet"`.
+        `"digits"` for the digits source, `"mnist5k"` for MNIST-5k, `"cifar"` for names
+        starting with "cifar" (TFDS `cifar10`, `cifar100`), else `"imagenet"`.
 
     Example:
     >>> default_preset("cifar100"), default_preset("digits"), default_preset("imagenet2012")
     ('cifar', 'digits', 'imagenet')
+    >>> default_preset("mnist5k")
+    'mnist5k'
+
     """
     if isinstance(source, str):
-        if source == "digits":
-            return "digits"
+        if source in ("digits", "mnist5k"):
+            return source
         if source.lower().startswith("cifar"):
             return "cifar"
     return "imagenet"

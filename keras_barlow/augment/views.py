@@ -16,6 +16,7 @@ view_a, view_b = two_views(images, "cifar", seed=0)  # float32 (8, 32, 32, 3), n
 
 import tensorflow as tf
 
+from keras_barlow.augment.affine import random_affine_crops
 from keras_barlow.augment.config import as_config
 from keras_barlow.augment.crops import crop_resize, sample_crop_boxes
 from keras_barlow.augment.ops import (
@@ -42,6 +43,14 @@ def _crop_windows(seed_a, seed_b, heights, widths, config):
     return tuple(tf.concat([a, b], 0) for a, b in zip(*windows))
 
 
+def _affine_crops(images, seed_a, seed_b, config):
+    """Both views' crops, each view's crop + rotation + shear as one warp per image."""
+    return tuple(
+        random_affine_crops(images, seed, view, config.image_size)
+        for seed, view in ((seed_a, config.view_a), (seed_b, config.view_b))
+    )
+
+
 def crop_pair(image, config, *, seed=None):
     """Two random resized crops (views A and B) of one image of any size.
 
@@ -61,6 +70,9 @@ def crop_pair(image, config, *, seed=None):
     if image.shape.rank != 3:
         raise ValueError(f"crop_pair takes one image (height, width, channels), got shape {image.shape}")
     seed_a, seed_b = split_seed(seed_tensor(seed), 2)
+    if config.view_a.is_affine or config.view_b.is_affine:
+        crop_a, crop_b = _affine_crops(image[None], seed_a, seed_b, config)
+        return crop_a[0], crop_b[0]
     shape = tf.shape(image)
     windows = _crop_windows(seed_a, seed_b, tf.fill([1], shape[0]), tf.fill([1], shape[1]), config)
     crops = crop_resize(image[None], *windows, config.image_size, box_indices=tf.zeros([2], tf.int32))
@@ -136,13 +148,19 @@ def two_views(images, config="imagenet", *, seed=None):
     if single:
         images = images[None]
     s_crop_a, s_crop_b, s_finish = split_seed(seed_tensor(seed), 3)
-    shape = tf.shape(images)
     n = static_batch_size(images)
-    windows = _crop_windows(s_crop_a, s_crop_b, tf.fill([n], shape[1]), tf.fill([n], shape[2]), config)
-    index = tf.range(n)
-    crops = crop_resize(images, *windows, config.image_size, box_indices=tf.concat([index, index], 0))
-    crops = tf.ensure_shape(crops, [None, *config.image_size, 3])
-    view_a, view_b = finish_views(crops[:n], crops[n:], config, seed=s_finish)
+    if config.view_a.is_affine or config.view_b.is_affine:
+        crops_a, crops_b = _affine_crops(images, s_crop_a, s_crop_b, config)
+        crops_a = tf.ensure_shape(crops_a, [None, *config.image_size, 3])
+        crops_b = tf.ensure_shape(crops_b, [None, *config.image_size, 3])
+    else:
+        shape = tf.shape(images)
+        windows = _crop_windows(s_crop_a, s_crop_b, tf.fill([n], shape[1]), tf.fill([n], shape[2]), config)
+        index = tf.range(n)
+        crops = crop_resize(images, *windows, config.image_size, box_indices=tf.concat([index, index], 0))
+        crops = tf.ensure_shape(crops, [None, *config.image_size, 3])
+        crops_a, crops_b = crops[:n], crops[n:]
+    view_a, view_b = finish_views(crops_a, crops_b, config, seed=s_finish)
     if single:
         return view_a[0], view_b[0]
     return view_a, view_b

