@@ -62,6 +62,13 @@ def _parse_bool_choice(value):
     return value
 
 
+def _parse_threads(value):
+    parts = value.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected INTER,INTRA (two integers >= 0, e.g. 1,2), got {value!r}")
+    return [int(p) for p in parts]
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -88,6 +95,8 @@ def parse_args(argv=None):
     add("--jit-compile", type=_parse_bool_choice, default="auto",
         help="XLA: auto (Keras' default: off on CPU-only TF, on for TF GPU/TPU and JAX)")  # fmt: skip
     add("--steps-per-execution", type=int, default=1)
+    add("--tf-threads", type=_parse_threads, metavar="INTER,INTRA",
+        help="TensorFlow inter-/intra-op threads (tf.config.threading; 0 = TensorFlow's choice)")  # fmt: skip
     add("--dtype-policy", default=None, help="e.g. mixed_bfloat16 (default: float32)")
     add("--steps", type=int, help="steps per timed block")
     add("--repeats", type=int, help="timed blocks (the median is reported)")
@@ -142,6 +151,7 @@ def build_spec(args):
         jit_compile=args.jit_compile,
         steps_per_execution=spe,
         dtype_policy=args.dtype_policy,
+        tf_threads=args.tf_threads,
         source_images=4 * spec["batch_size"],
         matmul_size=args.matmul_size or (256 if args.preset == "smoke" else 2048),
     )

@@ -123,6 +123,11 @@ def worker_versions():
         versions["tensorflow"] = tf.__version__
         versions["devices"] = [d.name for d in tf.config.list_physical_devices()]
         versions["onednn"] = tensorflow_onednn_enabled()
+        threading = tf.config.threading
+        versions["tf_threads"] = [
+            threading.get_inter_op_parallelism_threads(),
+            threading.get_intra_op_parallelism_threads(),
+        ]
     else:
         import jax
 
@@ -181,9 +186,26 @@ def conv_rate_rounds(script, spec, backends, rounds, log=print):
     return payloads
 
 
+def set_tensorflow_threads(inter_op, intra_op):
+    """`tf.config.threading` for this process; call before TensorFlow runs its first op.
+
+    Args:
+        inter_op: threads running independent ops in parallel (0: TensorFlow's choice).
+        intra_op: threads inside one op, e.g. a convolution (0: TensorFlow's choice).
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+
+
 def worker_main(spec_json):
     """The measuring process's entry: prints one tagged JSON line with the results."""
+    import keras
+
     spec = json.loads(spec_json)
+    if spec.get("tf_threads") and keras.backend.backend() == "tensorflow":
+        set_tensorflow_threads(*spec["tf_threads"])
     if spec.get("conv_rates"):
         payload = {**measure_conv_rates(spec), "versions": worker_versions()}
     elif spec.get("breakdown"):
