@@ -9,6 +9,8 @@ Measures on synthetic data (two *distinct* views), after warm-up, the median ove
 - `bare_concat`: `bare` with both views as one batch (joint batch-norm statistics);
 - `pipeline`: the two-view augmentation pipeline alone (TensorFlow only);
 - `fit_pipeline`: `fit` fed by that pipeline (end to end);
+- `--conv-rates`: the forward pass and both gradients of ResNet-18's 3×3 convolutions, each
+  alone, and the encoder's forward + backward, per backend (where JAX's CPU step loses);
 - `pytorch` (`--compare pytorch`): the same configuration in PyTorch + torchvision (same
   ResNet stem and width, projector, the official loss with `BatchNorm1d(affine=False)`,
   optimizer and views), timed in the same process, interleaved block by block with ours.
@@ -24,6 +26,7 @@ Usage:
         --compare pytorch
     python recipes/benchmark.py --backend both --measure fit
     python recipes/benchmark.py --breakdown --no-small-images   # where one step's time goes
+    python recipes/benchmark.py --conv-rates --backend both --repeats 2   # JAX vs TF on the CPU, per op
     python recipes/benchmark.py --smoke            # tiny, for CI (< ~40 s on 2 idle cores)
 """
 
@@ -59,6 +62,13 @@ def _parse_bool_choice(value):
     return value
 
 
+def _parse_threads(value):
+    parts = value.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected INTER,INTRA (two integers >= 0, e.g. 1,2), got {value!r}")
+    return [int(p) for p in parts]
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -85,12 +95,17 @@ def parse_args(argv=None):
     add("--jit-compile", type=_parse_bool_choice, default="auto",
         help="XLA: auto (Keras' default: off on CPU-only TF, on for TF GPU/TPU and JAX)")  # fmt: skip
     add("--steps-per-execution", type=int, default=1)
+    add("--tf-threads", type=_parse_threads, metavar="INTER,INTRA",
+        help="TensorFlow inter-/intra-op threads (tf.config.threading; 0 = TensorFlow's choice)")  # fmt: skip
     add("--dtype-policy", default=None, help="e.g. mixed_bfloat16 (default: float32)")
     add("--steps", type=int, help="steps per timed block")
     add("--repeats", type=int, help="timed blocks (the median is reported)")
     add("--warmup", type=int, help="calls discarded first (tracing, compilation)")
     add("--matmul-size", type=int, help="side of the fp32 matmul whose rate is the reference peak (2048)")
     add("--breakdown", action="store_true", help="time each part of one TensorFlow step instead")
+    add("--conv-rates", action="store_true",
+        help="per-op 3×3 convolution rates and the encoder's forward+backward per backend, "
+             "--repeats interleaved rounds (ResNet-18 ImageNet-stem shapes)")  # fmt: skip
     add("--isolate", action="store_true", help="one process per measurement: separate peak memory")
     add("--json", dest="json_path", help="write the results here")
     add("--block-tensorflow", action="store_true", help=argparse.SUPPRESS)
@@ -136,6 +151,7 @@ def build_spec(args):
         jit_compile=args.jit_compile,
         steps_per_execution=spe,
         dtype_policy=args.dtype_policy,
+        tf_threads=args.tf_threads,
         source_images=4 * spec["batch_size"],
         matmul_size=args.matmul_size or (256 if args.preset == "smoke" else 2048),
     )
@@ -179,6 +195,18 @@ def main(argv=None):
             print(f"| {part} | {seconds:.4f} | {100 * seconds / whole:.0f} % | |")
         return payload
     backends = ["tensorflow", "jax"] if args.backend == "both" else [args.backend]
+    if args.conv_rates:
+        from keras_barlow.benchmarking.conv_rates import format_conv_rates
+
+        payloads = worker.conv_rate_rounds(
+            __file__,
+            spec,
+            backends,
+            spec["repeats"],
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        print(format_conv_rates({label: p["conv_rates"] for label, p in payloads.items()}))
+        return payloads
     results, versions, rates, step_flops = [], {}, {}, None
     for backend in backends:
         measures = [m for m in spec["measures"] if backend == "tensorflow" or m in JAX_MEASURES]

@@ -1,6 +1,13 @@
 """The throughput harness behind `recipes/benchmark.py`: timing, FLOP counting, runners and
 the PyTorch side-by-side reference (PyTorch optional: `pip install -e ".[compare]"`)."""
 
+from keras_barlow.benchmarking.conv_rates import (
+    conv3x3_flops,
+    conv_op_rates,
+    encoder_forward_backward_seconds,
+    format_conv_rates,
+    xla_convolution_path,
+)
 from keras_barlow.benchmarking.flops import (
     barlow_twins_step_flops,
     conv2d_macs,
@@ -18,7 +25,11 @@ __all__ = [
     "barlow_twins_step_flops",
     "build_model",
     "conv2d_macs",
+    "conv3x3_flops",
+    "conv_op_rates",
     "dense_macs",
+    "encoder_forward_backward_seconds",
+    "format_conv_rates",
     "format_table",
     "keras_forward_macs",
     "matmul_flops_per_second",
@@ -26,4 +37,5 @@ __all__ = [
     "speed_ratios",
     "summarize",
     "synthetic_views",
+    "xla_convolution_path",
 ]

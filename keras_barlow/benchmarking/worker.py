@@ -123,6 +123,11 @@ def worker_versions():
         versions["tensorflow"] = tf.__version__
         versions["devices"] = [d.name for d in tf.config.list_physical_devices()]
         versions["onednn"] = tensorflow_onednn_enabled()
+        threading = tf.config.threading
+        versions["tf_threads"] = [
+            threading.get_inter_op_parallelism_threads(),
+            threading.get_intra_op_parallelism_threads(),
+        ]
     else:
         import jax
 
@@ -133,10 +138,77 @@ def worker_versions():
     return versions
 
 
+def measure_conv_rates(spec):
+    """`--conv-rates` in the measuring process: per-op convolution rates, then the encoder.
+
+    Returns:
+        dict: `conv_rates` (rows of `conv_op_rates`), `encoder_s` (ResNet-18 forward + backward
+        on `batch_size` images of `image_size` px, ImageNet stem), `load1` (before, after)
+        and `xla_flags` (the `XLA_FLAGS` this process saw).
+    """
+    import keras
+
+    from keras_barlow.benchmarking.conv_rates import conv_op_rates, encoder_forward_backward_seconds
+
+    before = load1()
+    rows = conv_op_rates(keras.backend.backend(), batch=spec["batch_size"])
+    encoder_s = encoder_forward_backward_seconds(batch=spec["batch_size"], image_size=spec["image_size"])
+    return {
+        "conv_rates": rows,
+        "encoder_s": encoder_s,
+        "load1": [before, load1()],
+        "xla_flags": os.environ.get("XLA_FLAGS"),
+    }
+
+
+def conv_rate_rounds(script, spec, backends, rounds, log=print):
+    """Runs `--conv-rates` for each backend in turn, `rounds` times (interleaved: A, B, A, B).
+
+    Args:
+        script: the benchmark script (its `--worker` mode measures).
+        spec: the benchmark spec.
+        backends: Keras backends to measure.
+        rounds: rounds of all backends.
+        log: called with one line per finished worker.
+
+    Returns:
+        dict: `"backend, round i"` → the worker's payload.
+    """
+    payloads = {}
+    for index in range(rounds):
+        for backend in backends:
+            payload = spawn(script, {**spec, "conv_rates": True}, backend)
+            payloads[f"{backend}, round {index + 1}"] = payload
+            log(
+                f"[{backend}, round {index + 1}] encoder forward+backward: {payload['encoder_s']:.3f} s "
+                f"(load {payload['load1'][0]}→{payload['load1'][1]}, XLA_FLAGS={payload['xla_flags']!r})"
+            )
+    return payloads
+
+
+def set_tensorflow_threads(inter_op, intra_op):
+    """`tf.config.threading` for this process; call before TensorFlow runs its first op.
+
+    Args:
+        inter_op: threads running independent ops in parallel (0: TensorFlow's choice).
+        intra_op: threads inside one op, e.g. a convolution (0: TensorFlow's choice).
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+
+
 def worker_main(spec_json):
     """The measuring process's entry: prints one tagged JSON line with the results."""
+    import keras
+
     spec = json.loads(spec_json)
-    if spec.get("breakdown"):
+    if spec.get("tf_threads") and keras.backend.backend() == "tensorflow":
+        set_tensorflow_threads(*spec["tf_threads"])
+    if spec.get("conv_rates"):
+        payload = {**measure_conv_rates(spec), "versions": worker_versions()}
+    elif spec.get("breakdown"):
         from keras_barlow.benchmarking.breakdown import step_breakdown
 
         payload = {"breakdown": step_breakdown(spec), "load1": load1(), "versions": worker_versions()}
