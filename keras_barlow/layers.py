@@ -170,13 +170,14 @@ def unsynchronized_batchnorm(layers):
         layers: layers; the `BatchNormalization` ones with `synchronized=True` are
             switched off inside the block and back on after it.
 
-    Example:
-    >>> bn = keras.layers.BatchNormalization(synchronized=True)
-    >>> with unsynchronized_batchnorm([bn]):
-    ...     bn.get_config()["synchronized"]
-    False
-    >>> bn.synchronized
-    True
+    Example (TensorFlow backend: Keras refuses `synchronized=True` on the others):
+
+    ```python
+    bn = keras.layers.BatchNormalization(synchronized=True)
+    with unsynchronized_batchnorm([bn]):
+        assert bn.get_config()["synchronized"] is False
+    assert bn.synchronized
+    ```
     """
     layers = [
         layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized

@@ -393,7 +393,8 @@ def test_pretraining_dataset_refuses_unusable_arrays(source, message):
         ({"batch_size": 8.5}, r"batch_size must be a positive int, got 8.5"),
         (
             {"preset": "imagnet"},
-            r"unknown augmentation preset 'imagnet'; choose one of \['cifar', 'digits', 'imagenet', 'mnist5k'\]",
+            r"unknown augmentation preset 'imagnet'; "
+            r"choose one of \['cifar', 'digits', 'imagenet', 'mnist5k'\]",
         ),
         ({"image_size": 0}, r"image_size must be a positive int or \(height, width\), got 0"),
         ({"image_size": -5}, r"image_size must be a positive int or \(height, width\), got -5"),
@@ -413,7 +414,8 @@ def test_a_string_image_size_is_named_as_a_string():
 def test_unknown_source_names_what_was_tried():
     with pytest.raises(
         ValueError,
-        match=r"unknown source 'digitz': not 'digits' or 'mnist5k', not an existing directory, and not a TFDS",
+        match=r"unknown source 'digitz': not 'digits' or 'mnist5k', not an existing directory, "
+        r"and not a TFDS",
     ):
         first_batch("digitz")
 

@@ -24,6 +24,7 @@ def test_installed_keras_is_in_the_verified_range(name):
     )
 
 
+@pytest.mark.tensorflow_only  # only the TensorFlow trainer has _maybe_symbolic_build
 def test_fit_still_calls_the_private_symbolic_build():
     calls = []
 

@@ -41,6 +41,7 @@ def test_feature_pooling_rejects_unknown_modes_and_ranks():
         FeaturePooling()(np.zeros((2, 3, 3, 3, 4), "float32"))
 
 
+@pytest.mark.tensorflow_only  # Keras accepts synchronized=True only on TensorFlow
 def test_unsynchronized_batchnorm_only_touches_synchronized_batch_norms():
     synced = keras.layers.BatchNormalization(synchronized=True)
     plain = keras.layers.BatchNormalization()

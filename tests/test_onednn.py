@@ -98,6 +98,7 @@ def _fresh_python(code, **env):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only  # TensorFlow in fresh processes: once is enough
 def test_real_tensorflow_follows_the_switch():
     """Before TensorFlow: on (whatever the CPU); an explicit 0 keeps it off; TensorFlow
     started with it off and this CPU's flags replaced by AVX2-only ones: one warning."""

@@ -54,6 +54,7 @@ def test_same_architecture_size_as_ours(small_images, size):
     )
 
 
+@pytest.mark.tensorflow_only  # PyTorch alone: once is enough
 def test_reference_step_trains():
     spec = {"depth": 18, "width": 64, "small_images": False, "projector": [32, 32], "optimizer": "sgd"}
     modules, step = pytorch_reference.build_reference(spec)

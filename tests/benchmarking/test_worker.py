@@ -12,6 +12,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = os.path.join(REPO, "recipes", "benchmark.py")
 
 
+@pytest.mark.tensorflow_only  # TensorFlow's thread pools, in a fresh process
 def test_thread_settings_take_effect_before_the_first_op():
     out = run_python(
         "import keras_barlow, tensorflow as tf\n"

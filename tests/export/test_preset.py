@@ -13,6 +13,7 @@ from tests.conftest import run_python
 from tests.export.export_helpers import REL_TOL, relative_error
 
 
+@pytest.mark.tensorflow_only  # both backends in fresh processes: once is enough
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_backbone_and_classifier_from_preset_in_a_fresh_process(exported, tmp_path, backend):
     preset = os.path.join(exported["dir"], export.PRESET_DIR)

@@ -47,6 +47,7 @@ def test_notebook_is_valid_and_says_what_to_click(name):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only  # each notebook picks its own backend in its kernel: once is enough
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_notebook_runs_every_cell_in_smoke_mode_and_resumes(name, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_BARLOW_NOTEBOOK_SMOKE", "1")
