@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_barlow import BarlowTwins
-from keras_barlow.backbones import BarlowResNetBackbone, resnet
+from keras_barlow.backbones import BarlowResNetBackbone, Grayscale, resnet
 
 only_in_tensorflow_pass = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
@@ -182,11 +182,48 @@ def test_keras_round_trip_keeps_pyramid_level_inputs(tmp_path):
         (dict(depth=20), "depth"),
         (dict(depth=18, width=0), "width"),
         (dict(depth=18, image_shape=(32, 32)), "image_shape"),
+        (dict(depth=18, image_shape=(16, 16, 1), grayscale=True), r"3 channels, got \(16, 16, 1\)"),
     ],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         resnet(**kwargs)
+
+
+def test_grayscale_layer_is_torchvision_luma_scaled_to_sum_one():
+    rgb = np.random.default_rng(2).random((2, 5, 4, 3), dtype="float32")
+    weights = np.array([0.2989, 0.587, 0.114]) / (0.2989 + 0.587 + 0.114)
+    expected = (rgb.astype(np.float64) @ weights)[..., None]
+    np.testing.assert_allclose(_numpy(Grayscale()(rgb)), expected, atol=1e-6)
+    first = np.moveaxis(rgb, -1, 1)
+    np.testing.assert_allclose(
+        _numpy(Grayscale("channels_first")(first)), np.moveaxis(expected, -1, 1), atol=1e-6
+    )
+    grey = np.repeat(rgb[..., :1], 3, axis=-1)  # a grey image maps to itself
+    np.testing.assert_allclose(_numpy(Grayscale()(grey)), rgb[..., :1], atol=1e-6)
+
+
+def test_grayscale_stem_is_a_one_channel_resnet_behind_rgb_input(tmp_path):
+    """Same seed: the same weights as a 1-channel ResNet, the same features for grey images
+    repeated to RGB; the option survives a .keras round trip and is off by default."""
+    small = dict(SMALL, image_shape=(16, 16, 1))
+    keras.utils.set_random_seed(5)
+    grey = resnet(**dict(SMALL, grayscale=True))
+    keras.utils.set_random_seed(5)
+    one_channel = resnet(**small)
+    assert grey.get_layer("conv1_conv").kernel.shape == (3, 3, 1, 4)
+    assert len(grey.weights) == len(one_channel.weights)
+    for a, b in zip(grey.get_weights(), one_channel.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    images = np.random.default_rng(3).random((2, 16, 16, 1), dtype="float32")
+    rgb = np.repeat(images, 3, axis=-1)
+    np.testing.assert_allclose(_numpy(grey(rgb)), _numpy(one_channel(images)), atol=1e-5)
+    path = tmp_path / "grey.keras"
+    grey.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert type(loaded) is BarlowResNetBackbone and loaded.grayscale
+    np.testing.assert_array_equal(_numpy(loaded(rgb)), _numpy(grey(rgb)))
+    assert not resnet(**SMALL).grayscale and "grayscale" not in resnet(**SMALL).get_config()
 
 
 def _views(size, n=16, seed=0):

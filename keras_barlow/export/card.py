@@ -244,6 +244,7 @@ def _architecture(encoder):
             "width",
             "small_images",
             "zero_init_residual",
+            "grayscale",
             "block_type",
             "stackwise_num_filters",
         )

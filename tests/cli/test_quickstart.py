@@ -12,10 +12,13 @@ def test_dataset_defaults():
     digits = quickstart.parse_args([])
     assert (digits.dataset, digits.image_size, digits.batch_size, digits.epochs) == ("digits", 16, 256, 40)
     assert digits.warmup_epochs is None and digits.weight_decay is None  # the paper's
+    assert digits.grayscale is False
     mnist = quickstart.parse_args(["--data", "mnist5k"])
     assert (mnist.image_size, mnist.batch_size, mnist.epochs) == (16, 128, quickstart.MNIST5K_EPOCHS)
-    assert (mnist.warmup_epochs, mnist.weight_decay) == (2.0, 1e-6)
+    assert (mnist.warmup_epochs, mnist.weight_decay, mnist.grayscale) == (2.0, 1e-6, True)
     assert quickstart.parse_args(["--dataset", "mnist5k", "--epochs", "3"]).epochs == 3
+    assert quickstart.parse_args(["--data", "mnist5k", "--no-grayscale"]).grayscale is False
+    assert quickstart.parse_args(["--grayscale"]).grayscale is True
 
 
 @pytest.mark.slow
@@ -24,9 +27,10 @@ def test_mnist5k_smoke(tmp_path):
     output = tmp_path / "qs"
     metrics = quickstart.main(["--data", "mnist5k", "--smoke", "--output-dir", str(output), "--verbose", "0"])
     assert set(metrics["evaluation"]) == {"barlow_twins", "random_init", "raw_pixels"}
-    assert metrics["settings"]["preset"] == "mnist5k"
+    assert metrics["settings"]["preset"] == "mnist5k" and metrics["settings"]["grayscale"] is True
     card = json.loads((output / "encoder" / "model_card.json").read_text())
     assert "--data mnist5k" in json.dumps(card)
+    assert card["architecture"]["config"]["grayscale"] is True and card["input"]["image_shape"][-1] == 3
     assert os.path.isfile(output / "cross_correlation.png")
     assert "## Evaluation on the mnist5k test split" in (output / "encoder" / "README.md").read_text()
 

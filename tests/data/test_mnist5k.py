@@ -42,3 +42,27 @@ def test_pipelines_use_the_mnist5k_preset():
     images, labels = next(iter(data.labeled_dataset("mnist5k", split="test", batch_size=1250)))
     assert images.shape == (1250, 16, 16, 3)
     np.testing.assert_array_equal(labels.numpy(), data.load_mnist5k_arrays("test")[1])
+
+
+def _bilinear_resize_reference(images, size):
+    """Independent NumPy resize: output pixel o samples input position (o + 0.5) · in / out − 0.5
+    (half-pixel centres, 1.75·o + 0.375 for 28 → 16), bilinear, clamped to the image."""
+    height, width = images.shape[1:3]
+    ys = np.clip((np.arange(size) + 0.5) * height / size - 0.5, 0, height - 1)
+    xs = np.clip((np.arange(size) + 0.5) * width / size - 0.5, 0, width - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
+    wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    x = images.astype(np.float64)
+    rows = lambda y: x[:, y][:, :, x0] * (1 - wx) + x[:, y][:, :, x1] * wx  # noqa: E731
+    return rows(y0) * (1 - wy) + rows(y1) * wy
+
+
+@pytest.mark.tensorflow_only
+def test_evaluation_images_are_the_whole_digit_resized_bilinearly_and_normalised():
+    """What the probes see: the whole 28 px image, bilinear to 16 px (no antialiasing, as the
+    tuned prototype's identity warp), MNIST's mean/std, the grey value on every channel."""
+    images, _ = data.load_mnist5k_arrays("test")
+    batch, _ = next(iter(data.labeled_dataset("mnist5k", split="test", batch_size=64)))
+    expected = (_bilinear_resize_reference(images[:64] / 255.0, 16) - 0.1307) / 0.3081
+    np.testing.assert_allclose(batch.numpy(), np.repeat(expected, 3, axis=-1), atol=1e-4)
