@@ -33,29 +33,3 @@ def test_mnist5k_smoke(tmp_path):
     assert card["architecture"]["config"]["grayscale"] is True and card["input"]["image_shape"][-1] == 3
     assert os.path.isfile(output / "cross_correlation.png")
     assert "## Evaluation on the mnist5k test split" in (output / "encoder" / "README.md").read_text()
-
-
-def test_model_card_readme_carries_table_protocol_and_command():
-    row = {"linear_top1": 0.95, "linear_C": 1000.0, "fewshot_top1_mean": 0.86, "fewshot_top1_std": 0.013}
-    row.update({"knn20_top1": 0.93, "knn200_top1": 0.9})
-    metrics = {
-        "dataset": "mnist5k",
-        "recipe": "python recipes/quickstart.py --data mnist5k",
-        "settings": {
-            "backbone": "resnet18",
-            "width": 16,
-            "image_size": [16, 16],
-            "epochs": 55,
-            "batch_size": 128,
-            "preset": "mnist5k",
-            "projector": [512, 512, 512],
-        },
-        "train_seconds": 700.0,
-        "evaluation": {"barlow_twins": row, "raw_pixels": {**row, "linear_top1": 0.906}},
-        "evaluation_protocol": "logistic regression to convergence",
-    }
-    text = quickstart.model_card_readme(metrics)
-    assert "`python recipes/quickstart.py --data mnist5k`" in text
-    assert "| Barlow Twins | 0.950 (1000) | 0.860 ± 0.013 | 0.930 | 0.900 |" in text
-    assert "| raw pixels | 0.906 (1000) |" in text
-    assert "| kNN-20 | kNN-200 |" in text and "Protocol: logistic regression to convergence" in text
