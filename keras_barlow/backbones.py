@@ -207,10 +207,9 @@ class BarlowResNetBackbone(keras_hub.models.ResNetBackbone):
                 "zero_init_residual": self.zero_init_residual,
                 "width": self.width,
                 "data_format": self.data_format,
+                "grayscale": self.grayscale,
             }
         )
-        if self.grayscale:  # only when set: configs saved before the option load unchanged
-            config["grayscale"] = True
         return config
 
 

@@ -98,8 +98,17 @@ FACTORIES = {
     ),
     "keras_barlow>BarlowResNetBackbone": (
         lambda: keras_barlow.BarlowResNetBackbone(
-            depth=18, image_shape=(8, 8, 3), small_images=True, zero_init_residual=False, width=4
+            depth=18,
+            image_shape=(8, 8, 3),
+            small_images=True,
+            zero_init_residual=False,
+            width=4,
+            grayscale=True,
         ),
+        images,
+    ),
+    "keras_barlow>Grayscale": (
+        lambda: keras_barlow.backbones.Grayscale(name="grey"),
         images,
     ),
     "keras_barlow>FineTuneSGD": (

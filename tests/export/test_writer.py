@@ -31,6 +31,7 @@ def test_export_writes_the_four_artefacts_and_a_complete_card(exported):
         "width": 4,
         "small_images": True,
         "zero_init_residual": True,
+        "grayscale": False,
     }
     assert card["architecture"]["feature_dim"] == model.feature_dim == 32
     assert card["architecture"]["parameters"] == model.encoder.count_params()
