@@ -183,10 +183,10 @@ def evaluation_table(
         load = getattr(data, PIXEL_LOADERS[dataset])
         pixels = [load(s) for s in (split, test_split)]
         pixels = [(images.astype(np.float32) / 255.0, labels) for images, labels in pixels]
-    grid = {} if Cs is None else {"Cs": Cs}
+    Cs = evaluation.LOGISTIC_CS if Cs is None else Cs
     return {
         name: evaluation.evaluate_representation(
-            encoder, *(pixels if encoder is None else inputs), shots=shots, seeds=range(seeds), **grid
+            encoder, *(pixels if encoder is None else inputs), shots=shots, seeds=range(seeds), Cs=Cs
         )
         for name, encoder in encoders.items()
     }
