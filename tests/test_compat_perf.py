@@ -18,3 +18,17 @@ def test_tensorflow_onednn_enabled_reports_the_setting_tensorflow_started_with(s
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.split()[-1] == expected
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only  # TensorFlow in a fresh process: once is enough
+def test_tensorflow_runtime_started_turns_true_at_the_first_op():
+    code = (
+        "import keras\nfrom keras_barlow._compat import tensorflow_runtime_started\n"
+        "import tensorflow as tf\nbefore = tensorflow_runtime_started()\n"
+        "float(tf.constant(1.0) + 1.0)\nprint(before, tensorflow_runtime_started())"
+    )
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.split()[-2:] == ["False", "True"]
