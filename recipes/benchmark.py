@@ -25,7 +25,8 @@ Usage:
     python recipes/benchmark.py --preset resnet50-224 --batch-size 16 --projector 2048,2048,2048 \
         --compare pytorch
     python recipes/benchmark.py --backend both --measure fit
-    python recipes/benchmark.py --breakdown --no-small-images   # where one step's time goes
+    python recipes/benchmark.py --breakdown --no-small-images   # each part of a step timed alone
+    python recipes/benchmark.py --profile --no-small-images     # TensorFlow profiler: op time per part
     python recipes/benchmark.py --conv-rates --backend both --repeats 2   # JAX vs TF on the CPU, per op
     python recipes/benchmark.py --smoke            # tiny, for CI (< ~40 s on 2 idle cores)
 """
@@ -102,7 +103,9 @@ def parse_args(argv=None):
     add("--repeats", type=int, help="timed blocks (the median is reported)")
     add("--warmup", type=int, help="calls discarded first (tracing, compilation)")
     add("--matmul-size", type=int, help="side of the fp32 matmul whose rate is the reference peak (2048)")
-    add("--breakdown", action="store_true", help="time each part of one TensorFlow step instead")
+    add("--breakdown", action="store_true", help="time each part of one TensorFlow step alone instead")
+    add("--profile", action="store_true",
+        help="profile --steps TensorFlow steps (tf.profiler); op time per part of the step")  # fmt: skip
     add("--conv-rates", action="store_true",
         help="per-op 3×3 convolution rates and the encoder's forward+backward per backend, "
              "--repeats interleaved rounds (ResNet-18 ImageNet-stem shapes)")  # fmt: skip
@@ -194,6 +197,12 @@ def main(argv=None):
         for part, seconds in payload["breakdown"].items():
             print(f"| {part} | {seconds:.4f} | {100 * seconds / whole:.0f} % | |")
         return payload
+    if args.profile:
+        from keras_barlow.benchmarking.op_profile import format_profile
+
+        payload = worker.spawn(__file__, {**spec, "profile": True}, "tensorflow")
+        print(format_profile(payload["profile"], load=payload["load1"]))
+        return payload
     backends = ["tensorflow", "jax"] if args.backend == "both" else [args.backend]
     if args.conv_rates:
         from keras_barlow.benchmarking.conv_rates import format_conv_rates
@@ -262,8 +271,14 @@ def main(argv=None):
         print(f"fp32 matmul {spec['matmul_size']}³ ({name}): {value / 1e9:.0f} GFLOP/s")
     for name, value in report_dict["overhead_vs_bare"].items():
         print(f"{name}: {100 * value:+.1f}%")
+    block_ratios = report.block_ratios(results)
+    report_dict["speed_vs_pytorch_per_block"] = block_ratios
     for name, value in report_dict["speed_vs_pytorch"].items():
-        print(f"{name}: {value:.2f}× (> 1: ours faster)")
+        blocks = block_ratios[name]
+        print(
+            f"{name}: {value:.2f}× (> 1: ours faster; per block {min(blocks):.2f}–{max(blocks):.2f}, "
+            f"{len(blocks)} blocks)"
+        )
     if args.json_path:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
         with open(args.json_path, "w") as f:

@@ -53,15 +53,20 @@ def step_breakdown(spec, rounds=3, calls=2):
     def encoder_forward():
         return ops.sum(model(a, training=True)) + ops.sum(model(b, training=True))
 
+    def total(tensors):
+        # Every gradient feeds the result: returning one would let TensorFlow prune the
+        # others (all filter gradients but the first layer's).
+        return ops.sum(ops.stack([ops.sum(t) for t in tensors]))
+
     def encoder_backward():
         with tf.GradientTape() as tape:
             out = ops.sum(model(a, training=True)) + ops.sum(model(b, training=True))
-        return ops.sum(tape.gradient(out, encoder_variables)[0])
+        return total(tape.gradient(out, encoder_variables))
 
     def projector_backward():
         with tf.GradientTape() as tape:
             out = ops.sum(ops.square(model.projector(features, training=True)))
-        return ops.sum(tape.gradient(out, projector_variables)[0])
+        return total(tape.gradient(out, projector_variables))
 
     def loss_backward():
         with tf.GradientTape() as tape:

@@ -98,17 +98,18 @@ def barlow_twins_step_flops(encoder_macs, projector_macs, *, batch_size, embeddi
     return (1 + BACKWARD_FACTOR) * (2 * per_view + correlation)
 
 
-def matmul_flops_per_second(matmul, n=2048, repeats=5, clock=time.perf_counter):
-    """The best rate of `repeats` calls of an `n × n` by `n × n` float32 product.
+def matmul_flops_per_second(matmul, n=2048, repeats=5, clock=time.perf_counter, products=1):
+    """The best rate of `repeats` calls of `products` `n × n` by `n × n` float32 products.
 
     Args:
-        matmul: a callable that computes one product and returns when it is finished.
+        matmul: a callable that computes the products and returns when they are finished.
         n: the matrices' side.
         repeats: timed calls (after one untimed warm-up call).
         clock: the timer (seconds).
+        products: products per call.
 
     Returns:
-        float: `2 n³ / fastest call` in FLOP/s.
+        float: `products · 2 n³ / fastest call` in FLOP/s.
     """
     matmul()
     fastest = float("inf")
@@ -116,13 +117,17 @@ def matmul_flops_per_second(matmul, n=2048, repeats=5, clock=time.perf_counter):
         start = clock()
         matmul()
         fastest = min(fastest, clock() - start)
-    return 2.0 * n**3 / fastest
+    return products * 2.0 * n**3 / fastest
 
 
-def tensorflow_matmul(n=2048):
-    """A callable computing one `n × n` float32 product in TensorFlow (for the rate above)."""
+def tensorflow_matmul(n=2048, products=1):
+    """A callable computing `products` independent `n × n` float32 products in TensorFlow,
+    in one `tf.function` (so that they run at the same time on the inter-op threads)."""
     import tensorflow as tf
 
-    a = tf.random.stateless_normal((n, n), seed=(0, 1))
-    b = tf.random.stateless_normal((n, n), seed=(0, 2))
-    return lambda: tf.linalg.matmul(a, b).numpy()
+    pairs = [
+        (tf.random.stateless_normal((n, n), seed=(i, 1)), tf.random.stateless_normal((n, n), seed=(i, 2)))
+        for i in range(products)
+    ]
+    compute = tf.function(lambda: [tf.linalg.matmul(a, b) for a, b in pairs])
+    return lambda: [product.numpy() for product in compute()]

@@ -100,3 +100,24 @@ def speed_ratios(results, reference="pytorch"):
         for r in results
         if r["backend"] in reference_s and r["measure"] not in (reference, "pipeline")
     }
+
+
+def block_ratios(results, reference="pytorch"):
+    """Per timed block, each measurement's speed relative to the `reference` (> 1: faster).
+
+    Blocks are paired by position: the worker times the measurements in turns, so block
+    `i` of each ran side by side, under the same load.
+
+    Example:
+    >>> block_ratios([{"backend": "tensorflow", "measure": "fit", "blocks": [0.4, 0.5]},
+    ...               {"backend": "tensorflow", "measure": "pytorch", "blocks": [0.5, 0.5]}])
+    {'tensorflow:fit_vs_pytorch': [1.25, 1.0]}
+    """
+    reference_blocks = {r["backend"]: r["blocks"] for r in results if r["measure"] == reference}
+    return {
+        f"{r['backend']}:{r['measure']}_vs_{reference}": [
+            theirs / ours for ours, theirs in zip(r["blocks"], reference_blocks[r["backend"]])
+        ]
+        for r in results
+        if r["backend"] in reference_blocks and r["measure"] not in (reference, "pipeline")
+    }

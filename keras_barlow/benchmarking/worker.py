@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+from keras_barlow._cpu_threads import INTER_OP_ENV, INTRA_OP_ENV, schedulable_cpu_count
 from keras_barlow.benchmarking import flops, report
 from keras_barlow.benchmarking.runners import build_model, make_runner, model_step_flops
 from keras_barlow.benchmarking.timing import current_rss_mib, load1, peak_rss_mib, summarize
@@ -48,7 +49,14 @@ def _time_group(spec, group, records):
 def matmul_rates(backend, measures, n):
     """The fp32 `n × n` matmul rate (FLOP/s) of each framework taking part, measured now."""
     if backend == "tensorflow":
-        rates = {"tensorflow": flops.matmul_flops_per_second(flops.tensorflow_matmul(n), n)}
+        # As many independent products as CPUs, in one function: they fill every CPU
+        # whatever the intra-/inter-op thread split (1 intra-op thread on 2 CPUs).
+        products = schedulable_cpu_count()
+        rates = {
+            "tensorflow": flops.matmul_flops_per_second(
+                flops.tensorflow_matmul(n, products=products), n, products=products
+            )
+        }
     else:
         import jax
 
@@ -128,6 +136,7 @@ def worker_versions():
             threading.get_inter_op_parallelism_threads(),
             threading.get_intra_op_parallelism_threads(),
         ]
+        versions["tf_threads_env"] = {name: os.environ.get(name) for name in (INTER_OP_ENV, INTRA_OP_ENV)}
     else:
         import jax
 
@@ -208,6 +217,11 @@ def worker_main(spec_json):
         set_tensorflow_threads(*spec["tf_threads"])
     if spec.get("conv_rates"):
         payload = {**measure_conv_rates(spec), "versions": worker_versions()}
+    elif spec.get("profile"):
+        from keras_barlow.benchmarking.op_profile import profile_train_step
+
+        profile = profile_train_step(spec, steps=spec["steps"], warmup=spec["warmup"])
+        payload = {"profile": profile, "load1": load1(), "versions": worker_versions()}
     elif spec.get("breakdown"):
         from keras_barlow.benchmarking.breakdown import step_breakdown
 

@@ -55,3 +55,22 @@ def test_matmul_rate_is_two_n_cubed_over_the_fastest_call():
     times = iter([0.0, 0.2, 1.0, 1.1, 2.0, 2.4])  # timed calls of 0.2, 0.1 and 0.4 s
     rate = flops.matmul_flops_per_second(fake_matmul, n=100, repeats=3, clock=lambda: next(times))
     assert len(calls) == 4 and rate == pytest.approx(2 * 100**3 / 0.1)  # 1 untimed warm-up call
+
+
+def test_matmul_rate_counts_every_product_of_a_call():
+    times = iter([1.0, 1.5])  # one timed call of 0.5 s
+    rate = flops.matmul_flops_per_second(lambda: None, n=10, repeats=1, clock=lambda: next(times), products=3)
+    assert rate == pytest.approx(3 * 2 * 10**3 / 0.5)
+
+
+@pytest.mark.tensorflow_only
+def test_tensorflow_matmul_computes_independent_products():
+    import numpy as np
+    import tensorflow as tf
+
+    products = flops.tensorflow_matmul(n=8, products=2)()
+    assert len(products) == 2
+    for i, product in enumerate(products):
+        a = tf.random.stateless_normal((8, 8), seed=(i, 1)).numpy()
+        b = tf.random.stateless_normal((8, 8), seed=(i, 2)).numpy()
+        np.testing.assert_allclose(product, a @ b, rtol=1e-5, atol=1e-5)

@@ -64,3 +64,13 @@ def test_rates_and_matmul_share():
     assert fit_row[:2] == ["tf", "fit"] and fit_row[2] == "R18" and fit_row[9:11] == ["200", "50"]
     assert fit_row[-1] == "1.0–3.0"
     assert [cell.strip() for cell in table[4].split("|")[1:-1]][2] == "cifar"
+
+
+def test_block_ratios_pair_blocks_that_ran_side_by_side():
+    results = [
+        {"backend": "tensorflow", "measure": "fit", "blocks": [0.5, 0.4, 0.6]},
+        {"backend": "tensorflow", "measure": "pipeline", "blocks": [0.01, 0.01, 0.01]},
+        {"backend": "tensorflow", "measure": "pytorch", "blocks": [0.6, 0.6, 0.6]},
+        {"backend": "jax", "measure": "fit", "blocks": [1.0]},  # no PyTorch in the JAX run
+    ]
+    assert report.block_ratios(results) == {"tensorflow:fit_vs_pytorch": pytest.approx([1.2, 1.5, 1.0])}

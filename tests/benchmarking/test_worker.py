@@ -55,4 +55,8 @@ def test_benchmark_worker_runs_with_the_threads_asked_for(tmp_path):
         report = json.load(f)
     assert report["spec"]["tf_threads"] == [1, 2]
     assert report["versions"]["tensorflow"]["tf_threads"] == [1, 2]
+    assert set(report["versions"]["tensorflow"]["tf_threads_env"]) == {
+        "TF_NUM_INTEROP_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+    }
     assert report["results"][0]["s_per_step"] > 0
