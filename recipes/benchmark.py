@@ -28,6 +28,7 @@ Usage:
     python recipes/benchmark.py --breakdown --no-small-images   # each part of a step timed alone
     python recipes/benchmark.py --profile --no-small-images     # TensorFlow profiler: op time per part
     python recipes/benchmark.py --conv-rates --backend both --repeats 2   # JAX vs TF on the CPU, per op
+    python recipes/benchmark.py --measure fit --versus-env TF_NUM_INTRAOP_THREADS=0   # A/B, interleaved
     python recipes/benchmark.py --smoke            # tiny, for CI (< ~40 s on 2 idle cores)
 """
 
@@ -109,6 +110,9 @@ def parse_args(argv=None):
     add("--conv-rates", action="store_true",
         help="per-op 3×3 convolution rates and the encoder's forward+backward per backend, "
              "--repeats interleaved rounds (ResNet-18 ImageNet-stem shapes)")  # fmt: skip
+    add("--versus-env", metavar="NAME=VALUE[,...]",
+        help="time the measures here and with these variables set, in two processes, block by "
+             "block in turns (e.g. TF_NUM_INTRAOP_THREADS=0: TensorFlow's own thread default)")  # fmt: skip
     add("--isolate", action="store_true", help="one process per measurement: separate peak memory")
     add("--json", dest="json_path", help="write the results here")
     add("--block-tensorflow", action="store_true", help=argparse.SUPPRESS)
@@ -178,6 +182,31 @@ def build_spec(args):
     return spec
 
 
+def _versus_env(args, spec, backends):
+    from keras_barlow.benchmarking.versus_env import (
+        format_comparison,
+        interleave_environments,
+        parse_overrides,
+    )
+
+    try:
+        overrides = parse_overrides(args.versus_env)
+    except ValueError as error:
+        raise SystemExit(f"--versus-env: {error}") from None
+    if len(backends) != 1 or "pipeline" in spec["measures"]:
+        raise SystemExit("--versus-env compares training measures on one --backend (not both, not pipeline)")
+    comparison = interleave_environments(
+        __file__, spec, backends[0], overrides, log=lambda line: print(line, file=sys.stderr, flush=True)
+    )
+    print(format_comparison(comparison))
+    if args.json_path:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
+        with open(args.json_path, "w") as f:
+            json.dump({"spec": spec, "overrides": overrides, **comparison}, f, indent=2)
+        print(f"wrote {args.json_path}")
+    return comparison
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -204,6 +233,8 @@ def main(argv=None):
         print(format_profile(payload["profile"], load=payload["load1"]))
         return payload
     backends = ["tensorflow", "jax"] if args.backend == "both" else [args.backend]
+    if args.versus_env:
+        return _versus_env(args, spec, backends)
     if args.conv_rates:
         from keras_barlow.benchmarking.conv_rates import format_conv_rates
 

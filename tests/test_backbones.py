@@ -273,3 +273,87 @@ def test_trains_inside_keras_cv_deeplab():
     history = segmenter.fit(images, masks, batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert not np.array_equal(before, _numpy(encoder.get_layer("conv1_conv").kernel))
+
+
+# --- CentreTapConv2D: exact on 1×1 maps, Conv2D everywhere else ------------------------------
+
+
+@pytest.mark.parametrize(
+    "kernel_size, dilation, data_format",
+    [(3, 1, "channels_last"), (5, 2, "channels_last"), (3, 1, "channels_first")],
+)
+def test_centre_tap_conv_equals_the_full_convolution_on_1x1_maps(kernel_size, dilation, data_format):
+    from keras_barlow.backbones import CentreTapConv2D
+
+    rng = np.random.default_rng(0)
+    shape = (6, 1, 1, 5) if data_format == "channels_last" else (6, 5, 1, 1)
+    x = rng.normal(size=shape).astype("float32")
+    conv = CentreTapConv2D(
+        7, kernel_size, padding="same", dilation_rate=dilation, data_format=data_format, use_bias=True,
+        bias_initializer="random_normal",
+    )  # fmt: skip
+    assert conv._centre_tap_only(shape)
+    full = keras.layers.Conv2D.from_config(conv.get_config() | {"name": "full"})
+    full.build(shape)
+    conv.build(shape)
+    full.set_weights(conv.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(conv(x)), keras.ops.convert_to_numpy(full(x)), rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.tensorflow_only  # gradients through tf.GradientTape
+def test_centre_tap_conv_gradients_equal_the_full_convolutions():
+    import tensorflow as tf
+
+    from keras_barlow.backbones import CentreTapConv2D
+
+    x = tf.constant(np.random.default_rng(1).normal(size=(8, 1, 1, 6)).astype("float32"))
+    conv = CentreTapConv2D(4, 3, padding="same", use_bias=False)
+    conv.build(x.shape)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = tf.reduce_sum(tf.square(conv(x)))
+        full = tf.reduce_sum(tf.square(tf.nn.conv2d(x, conv.kernel, 1, "SAME")))
+    for target in (x, conv.kernel):
+        np.testing.assert_allclose(
+            tape.gradient(ours, target), tape.gradient(full, target), rtol=1e-5, atol=1e-5
+        )
+    # Only the centre tap has a gradient: the others only ever meet padding zeros.
+    kernel_gradient = tape.gradient(ours, conv.kernel).numpy()
+    assert np.count_nonzero(np.abs(kernel_gradient).sum(axis=(2, 3))) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({}, (2, 2, 2, 3)),  # a 2×2 map: every tap meets data
+        ({"strides": 2}, (2, 1, 1, 3)),
+        ({"padding": "valid"}, (2, 3, 3, 3)),
+        ({"groups": 3}, (2, 1, 1, 3)),
+        ({"kernel_size": 2}, (2, 1, 1, 3)),  # even kernel: no centre
+        ({}, (2, None, None, 3)),  # size unknown when traced
+    ],
+)
+def test_centre_tap_conv_is_a_plain_conv2d_elsewhere(kwargs, shape):
+    from keras_barlow.backbones import CentreTapConv2D
+
+    arguments = {"filters": 3, "kernel_size": 3, "padding": "same"} | kwargs
+    assert not CentreTapConv2D(**arguments)._centre_tap_only(shape)
+
+
+def test_imagenet_stem_resnet_at_32_px_takes_the_centre_tap_in_its_last_stage():
+    from keras_barlow.backbones import CentreTapConv2D
+
+    encoder = resnet(18, (32, 32, 3), small_images=False, width=8)
+    centre = [
+        layer.name
+        for layer in encoder.layers
+        if isinstance(layer, CentreTapConv2D) and layer._centre_tap_only(tuple(layer.input.shape))
+    ]
+    assert centre == ["stack3_block0_2_conv", "stack3_block1_1_conv", "stack3_block1_2_conv"]
+    assert all(
+        isinstance(layer, CentreTapConv2D)
+        for layer in encoder.layers
+        if isinstance(layer, keras.layers.Conv2D)
+    )

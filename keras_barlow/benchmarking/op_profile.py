@@ -33,13 +33,21 @@ def _lookup(segment, names):
     return names.get(_strip_suffix(segment))
 
 
+def keras_kind(layer):
+    """The name of the nearest Keras class of `layer` (`"Conv2D"` for a `Conv2D` subclass)."""
+    for cls in type(layer).__mro__:
+        if cls.__module__.split(".")[0] == "keras":
+            return cls.__name__
+    return type(layer).__name__
+
+
 def layer_kinds(model):
-    """`{part: {layer name: layer class name}}` for the encoder and the projector of `model`."""
+    """`{part: {layer name: Keras class name}}` for the encoder and the projector of `model`."""
     from keras_barlow._compat import flatten_layers
 
     parts = {}
     for part, sub_model in (("encoder", model.encoder), ("projector", model.projector)):
-        parts[part] = {layer.name: type(layer).__name__ for layer in flatten_layers(sub_model)}
+        parts[part] = {layer.name: keras_kind(layer) for layer in flatten_layers(sub_model)}
         parts[part][sub_model.name] = None  # the part's own scope
     return parts
 

@@ -215,6 +215,11 @@ def worker_main(spec_json):
     spec = json.loads(spec_json)
     if spec.get("tf_threads") and keras.backend.backend() == "tensorflow":
         set_tensorflow_threads(*spec["tf_threads"])
+    if spec.get("serve"):
+        from keras_barlow.benchmarking.versus_env import serve
+
+        serve(spec)
+        return
     if spec.get("conv_rates"):
         payload = {**measure_conv_rates(spec), "versions": worker_versions()}
     elif spec.get("profile"):

@@ -143,3 +143,13 @@ def test_profile_flag_prints_both_tables():
     assert "| encoder Conv2D filter gradient |" in proc.stdout
     # The smoke encoder's layers are not named after ResNet stages: no stage table.
     assert "| encoder convolutions by stage |" not in proc.stdout
+
+
+def test_layers_are_named_by_their_nearest_keras_class():
+    import keras
+
+    from keras_barlow.backbones import CentreTapConv2D, Grayscale
+
+    assert op_profile.keras_kind(CentreTapConv2D(2, 3)) == "Conv2D"
+    assert op_profile.keras_kind(keras.layers.Dense(2)) == "Dense"
+    assert op_profile.keras_kind(Grayscale()) == "Layer"
