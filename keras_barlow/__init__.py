@@ -24,12 +24,10 @@ only the `tf.data` modules (`keras_barlow.data`, `keras_barlow.augment`) need it
 names are exported when TensorFlow can be imported.
 """
 
-# First, before anything imports TensorFlow: oneDNN on where TensorFlow leaves it off; and
-# before TensorFlow runs an op: one intra-op thread per op on 2-CPU machines.
-from keras_barlow import _cpu_threads, _onednn  # isort: skip
+# First, before anything imports TensorFlow: oneDNN on where TensorFlow leaves it off.
+from keras_barlow import _onednn  # isort: skip
 
 _onednn.enable_onednn()
-_cpu_threads.limit_intra_op_threads()
 
 from keras_barlow.backbones import BarlowResNetBackbone, resnet
 from keras_barlow.callbacks import CrossCorrelationMonitor, KNNMonitor, NonFiniteLossGuard

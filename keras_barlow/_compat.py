@@ -335,19 +335,6 @@ def tensorflow_onednn_enabled():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def tensorflow_runtime_started():
-    """Whether TensorFlow's runtime has started, i.e. sized its thread pools.
-
-    TensorFlow reads `TF_NUM_INTRAOP_THREADS` when its eager context initialises, at the
-    first op, not at import; there is no public query for that moment. The private
-    `context.context()._initialized` flag is it. No upstream issue; verified on TF 2.21.0.
-    Imports TensorFlow.
-    """
-    from tensorflow.python.eager import context
-
-    return bool(context.context()._initialized)
-
-
 def tensorflow_xspace(path):
     """Parses a TensorFlow profiler `.xplane.pb` file into its `XSpace` message.
 

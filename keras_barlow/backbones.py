@@ -10,9 +10,7 @@ download) as a `BarlowResNetBackbone`, a registered subclass of
   `pyramid_outputs`, so KerasCV's `RetinaNet`, `YOLOV8Detector` and `DeepLabV3Plus` take
   it, also after a `.keras` save/load;
 - its layer names and graph are those of `keras_hub.models.ResNetBackbone` for the
-  ImageNet stem and width 64 (same weights, same outputs; its convolutions are
-  `CentreTapConv2D`, a `Conv2D` that skips the taps that only meet padding on 1×1 maps,
-  the last stage's maps at ≤ 32 px), with what KerasHub's class
+  ImageNet stem and width 64 (same weights, same outputs), with what KerasHub's class
   cannot express: the CIFAR-scale stem (`small_images=True`: 3×3 stride-1 convolution and
   no max-pool), narrower or wider networks (`width`), zero-initialised residual
   branches (`zero_init_residual`) and a one-channel stem behind an RGB input
@@ -83,53 +81,6 @@ class Grayscale(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
-
-
-@keras.saving.register_keras_serializable(package="keras_barlow")
-class CentreTapConv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D` that computes only the centre tap on 1×1 maps, exactly.
-
-    A stride-1 `"same"` convolution with an odd kernel on a 1×1 map multiplies every tap
-    but the centre one by padding zeros: its output is `x @ kernel[centre]`, a matrix
-    product with 1/9 of a 3×3 convolution's multiply-adds, whose gradients are matrix
-    products too. ResNet's last stage works on 1×1 maps for inputs of ≤ 32 px with the
-    ImageNet stem; there TensorFlow's oneDNN convolutions (and XLA:CPU's, on JAX) spend
-    most of their time on those zeros — the filter gradient of the last stage was the
-    step's largest single item. Everywhere else (larger maps, strides, `"valid"`, groups,
-    shapes unknown when traced) it is `keras.layers.Conv2D`, with the same arguments,
-    weights and config.
-
-    Example:
-    >>> import numpy as np
-    >>> conv = CentreTapConv2D(4, 3, padding="same", use_bias=False)
-    >>> x = np.random.default_rng(0).normal(size=(2, 1, 1, 3)).astype("float32")
-    >>> y = keras.ops.convert_to_numpy(conv(x))
-    >>> reference = keras.ops.convert_to_numpy(keras.ops.conv(x, conv.kernel, padding="same"))
-    >>> bool(np.allclose(y, reference, atol=1e-6))
-    True
-    """
-
-    def _centre_tap_only(self, shape):
-        spatial = shape[1:-1] if self.data_format == "channels_last" else shape[2:]
-        return (
-            self.padding == "same"
-            and self.groups == 1
-            and all(s == 1 for s in self.strides)
-            and all(k % 2 == 1 for k in self.kernel_size)
-            and len(spatial) == 2
-            and all(size == 1 for size in spatial)
-        )
-
-    def convolution_op(self, inputs, kernel):
-        if not self._centre_tap_only(tuple(inputs.shape)):
-            return super().convolution_op(inputs, kernel)
-        rows, cols = self.kernel_size
-        channels = inputs.shape[-1] if self.data_format == "channels_last" else inputs.shape[1]
-        flat = ops.matmul(ops.reshape(inputs, (-1, channels)), kernel[rows // 2, cols // 2])
-        out_shape = (
-            (-1, 1, 1, self.filters) if self.data_format == "channels_last" else (-1, self.filters, 1, 1)
-        )
-        return ops.reshape(flat, out_shape)
 
 
 def _conv_initializer():
@@ -323,7 +274,7 @@ def _batch_norm(name, *, bn_axis, dtype, zero_gamma=False):
 
 
 def _conv(filters, kernel_size, strides, padding, name, *, data_format, dtype):
-    return CentreTapConv2D(
+    return layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,

@@ -193,8 +193,13 @@ def _versus_env(args, spec, backends):
         overrides = parse_overrides(args.versus_env)
     except ValueError as error:
         raise SystemExit(f"--versus-env: {error}") from None
+    if args.measure is None:
+        spec["measures"] = [m for m in spec["measures"] if m in ("fit", "pytorch")]
     if len(backends) != 1 or "pipeline" in spec["measures"]:
-        raise SystemExit("--versus-env compares training measures on one --backend (not both, not pipeline)")
+        raise SystemExit(
+            "--versus-env compares training measures (default: fit) on one --backend, "
+            f"got --backend {args.backend} and --measure {','.join(spec['measures'])}"
+        )
     comparison = interleave_environments(
         __file__, spec, backends[0], overrides, log=lambda line: print(line, file=sys.stderr, flush=True)
     )

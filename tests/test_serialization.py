@@ -111,10 +111,6 @@ FACTORIES = {
         lambda: keras_barlow.backbones.Grayscale(name="grey"),
         images,
     ),
-    "keras_barlow>CentreTapConv2D": (
-        lambda: keras_barlow.backbones.CentreTapConv2D(3, 3, padding="same", name="centre_tap"),
-        lambda: images()[:, :1, :1],  # a 1×1 map: the centre-tap path
-    ),
     "keras_barlow>FineTuneSGD": (
         lambda: keras_barlow.evaluation.FineTuneSGD(0.05, encoder_lr_multiplier=0.2, momentum=0.5),
         None,

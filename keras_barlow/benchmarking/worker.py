@@ -14,12 +14,21 @@ import subprocess
 import sys
 import time
 
-from keras_barlow._cpu_threads import INTER_OP_ENV, INTRA_OP_ENV, schedulable_cpu_count
 from keras_barlow.benchmarking import flops, report
 from keras_barlow.benchmarking.runners import build_model, make_runner, model_step_flops
 from keras_barlow.benchmarking.timing import current_rss_mib, load1, peak_rss_mib, summarize
 
 RESULT_TAG = "BENCHMARK_RESULT "
+# TensorFlow sizes its thread pools from these when its runtime starts (at the first op).
+THREAD_ENV = ("TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
+def schedulable_cpu_count():
+    """CPUs this process may run on (its affinity mask); `os.cpu_count()` where unavailable."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _time_group(spec, group, records):
@@ -50,7 +59,7 @@ def matmul_rates(backend, measures, n):
     """The fp32 `n × n` matmul rate (FLOP/s) of each framework taking part, measured now."""
     if backend == "tensorflow":
         # As many independent products as CPUs, in one function: they fill every CPU
-        # whatever the intra-/inter-op thread split (1 intra-op thread on 2 CPUs).
+        # whatever the intra-/inter-op thread split (e.g. TF_NUM_INTRAOP_THREADS=1).
         products = schedulable_cpu_count()
         rates = {
             "tensorflow": flops.matmul_flops_per_second(
@@ -136,7 +145,7 @@ def worker_versions():
             threading.get_inter_op_parallelism_threads(),
             threading.get_intra_op_parallelism_threads(),
         ]
-        versions["tf_threads_env"] = {name: os.environ.get(name) for name in (INTER_OP_ENV, INTRA_OP_ENV)}
+        versions["tf_threads_env"] = {name: os.environ.get(name) for name in THREAD_ENV}
     else:
         import jax
 
