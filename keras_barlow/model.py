@@ -17,6 +17,7 @@ import keras
 
 from keras_barlow import _compat, losses
 from keras_barlow.callbacks import NonFiniteLossGuard
+from keras_barlow.centre_tap import compute_centre_tap_only
 from keras_barlow.layers import (
     FeaturePooling,
     build_projector,
@@ -46,7 +47,9 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
     standardised over the batch; the loss drives their cross-correlation matrix to the
     identity. Under `tf.distribute` the standardisation, `C` and every batch norm are over
     the global batch, and gradients are those of the global-batch loss, so N replicas
-    give the same result as one device (see README, "Exactness").
+    give the same result as one device (see README, "Exactness"). The encoder's plain
+    `Conv2D` layers compute 1×1 maps as the matrix product they are
+    (`keras_barlow.centre_tap`; exact, invisible to saving).
 
     Args:
         encoder: a Keras model or layer mapping images to features. Rank-4 feature maps
@@ -92,6 +95,7 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         if not isinstance(encoder, keras.layers.Layer):
             raise ValueError(f"encoder must be a Keras model or layer, got {type(encoder).__name__}")
         self.encoder = encoder
+        compute_centre_tap_only(encoder)
         self.projector_dims = check_projector_dims(projector_dims)
         self.lambd = _check_loss_weight(
             "lambd", lambd, allow_zero=True, hint=f"the official value is {losses.DEFAULT_LAMBD}"

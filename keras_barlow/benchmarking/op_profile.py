@@ -202,6 +202,14 @@ def profile_train_step(spec, steps=3, warmup=3, logdir=None):
     return {**summary, "wall_s_per_step": wall, "unprofiled_s_per_step": unprofiled}
 
 
+def _table(title, seconds_by_name, total):
+    rows = [
+        f"| {name} | {seconds:.4f} | {100 * seconds / total:.1f} % |"
+        for name, seconds in seconds_by_name.items()
+    ]
+    return ["", f"| {title} | op-thread s / step | share of op time |", "|---|---|---|", *rows]
+
+
 def format_profile(profile, load=None):
     """`profile_train_step`'s result as two Markdown tables (parts, then convolution stages)."""
     total = sum(profile["categories"].values())
@@ -209,22 +217,8 @@ def format_profile(profile, load=None):
         f"whole step: {profile['unprofiled_s_per_step']:.3f} s without the profiler, "
         f"{profile['wall_s_per_step']:.3f} s with it; ops ran on {profile['compute_threads']} threads, "
         f"{total:.3f} op-thread s per step" + (f" (load {load})" if load is not None else ""),
-        "",
-        "| part of the step | op-thread s / step | share of op time |",
-        "|---|---|---|",
-    ]
-    lines += [
-        f"| {name} | {seconds:.4f} | {100 * seconds / total:.1f} % |"
-        for name, seconds in profile["categories"].items()
+        *_table("part of the step", profile["categories"], total),
     ]
     if profile["conv_stages"]:
-        lines += [
-            "",
-            "| encoder convolutions by stage | op-thread s / step | share of op time |",
-            "|---|---|---|",
-        ]
-        lines += [
-            f"| {name} | {seconds:.4f} | {100 * seconds / total:.1f} % |"
-            for name, seconds in profile["conv_stages"].items()
-        ]
+        lines += _table("encoder convolutions by stage", profile["conv_stages"], total)
     return "\n".join(lines)
