@@ -10,6 +10,7 @@ while the other runs, so that both see the same load.
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -155,10 +156,7 @@ def format_comparison(comparison):
             )
     first, second = comparison["labels"]
     for measure, ratios in comparison["ratios"].items():
-        ordered = sorted(ratios)
-        median = (
-            ordered[len(ordered) // 2] if len(ordered) % 2 else sum(ordered[len(ordered) // 2 - 1 :][:2]) / 2
-        )
+        median = statistics.median(ratios)
         lines.append(
             f"{measure}: [{second}] vs [{first}]: {median:.3f}× per block (median; "
             f"{min(ratios):.3f}–{max(ratios):.3f} over {len(ratios)} blocks; > 1: [{second}] faster)"
