@@ -14,9 +14,8 @@ import statistics
 import subprocess
 import sys
 
-from keras_barlow.benchmarking.timing import load1, summarize
-
-READY_TAG = "BENCHMARK_READY"
+from keras_barlow.benchmarking.timing import summarize
+from keras_barlow.benchmarking.worker import READY_TAG, worker_environment
 
 
 def parse_overrides(text):
@@ -33,23 +32,6 @@ def parse_overrides(text):
             raise ValueError(f"expected NAME=VALUE[,NAME=VALUE...], got {text!r} (the part {item!r})")
         overrides[name.strip()] = value
     return overrides
-
-
-def serve(spec):
-    """The measuring side: warms the training measurements up, then times one block of each
-    per `block` line on stdin, printing the seconds as one JSON line; stops at end of input."""
-    from keras_barlow.benchmarking.runners import make_runner
-
-    runners = {measure: make_runner(spec, measure) for measure in spec["measures"]}
-    warmup = {measure: runner.warm_up(spec["warmup"]) for measure, runner in runners.items()}
-    environment = {name: os.environ.get(name) for name in spec.get("report_env", ())}
-    print(READY_TAG + json.dumps({"warmup": warmup, "environment": environment}), flush=True)
-    for line in sys.stdin:
-        if line.strip() != "block":
-            break
-        load = load1()
-        blocks = {measure: runner.block(spec["steps"]) for measure, runner in runners.items()}
-        print(json.dumps({"load1": load, "blocks": blocks}), flush=True)
 
 
 def _start(script, spec, backend, env):
@@ -72,7 +54,7 @@ def interleave_environments(script, spec, backend, overrides, log=print):
     """Times `spec["measures"]` in this environment and with `overrides`, block by block in turns.
 
     Args:
-        script: `recipes/benchmark.py` (its `--worker` entry runs `serve`).
+        script: `recipes/benchmark.py` (its `--worker` entry runs `worker.serve`).
         spec: the benchmark spec (training measures only).
         backend: the Keras backend of both processes.
         overrides: `{name: value}` environment variables of the second process.
@@ -84,13 +66,7 @@ def interleave_environments(script, spec, backend, overrides, log=print):
         summarize(...) + load1}}`) and `ratios` (`{measure: [block ratio A/B time, ...]}`:
         > 1 means the second environment was faster in that block).
     """
-    base = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-    }
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    base["PYTHONPATH"] = repo + os.pathsep + os.environ.get("PYTHONPATH", "")
+    base = worker_environment(backend)
     labels = ["this environment", ", ".join(f"{k}={v}" for k, v in overrides.items())]
     envs = [base, {**base, **overrides}]
     spec = {**spec, "report_env": sorted(overrides)}

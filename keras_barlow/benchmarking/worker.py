@@ -19,6 +19,7 @@ from keras_barlow.benchmarking.runners import build_model, make_runner, model_st
 from keras_barlow.benchmarking.timing import current_rss_mib, load1, peak_rss_mib, summarize
 
 RESULT_TAG = "BENCHMARK_RESULT "
+READY_TAG = "BENCHMARK_READY"  # a serving worker (`serve`) is warm and waits for "block" lines
 # TensorFlow sizes its thread pools from these when its runtime starts (at the first op).
 THREAD_ENV = ("TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")
 
@@ -217,6 +218,22 @@ def set_tensorflow_threads(inter_op, intra_op):
     tf.config.threading.set_intra_op_parallelism_threads(intra_op)
 
 
+def serve(spec):
+    """The measuring side of `versus_env.interleave_environments`: warms the training
+    measurements up, then times one block of each per `block` line on stdin, printing the
+    seconds as one JSON line; stops at end of input."""
+    runners = {measure: make_runner(spec, measure) for measure in spec["measures"]}
+    warmup = {measure: runner.warm_up(spec["warmup"]) for measure, runner in runners.items()}
+    environment = {name: os.environ.get(name) for name in spec.get("report_env", ())}
+    print(READY_TAG + json.dumps({"warmup": warmup, "environment": environment}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "block":
+            break
+        load = load1()
+        blocks = {measure: runner.block(spec["steps"]) for measure, runner in runners.items()}
+        print(json.dumps({"load1": load, "blocks": blocks}), flush=True)
+
+
 def worker_main(spec_json):
     """The measuring process's entry: prints one tagged JSON line with the results."""
     import keras
@@ -225,8 +242,6 @@ def worker_main(spec_json):
     if spec.get("tf_threads") and keras.backend.backend() == "tensorflow":
         set_tensorflow_threads(*spec["tf_threads"])
     if spec.get("serve"):
-        from keras_barlow.benchmarking.versus_env import serve
-
         serve(spec)
         return
     if spec.get("conv_rates"):
@@ -245,15 +260,21 @@ def worker_main(spec_json):
     print(RESULT_TAG + json.dumps(payload), flush=True)
 
 
-def spawn(script, spec, backend, flags=()):
-    """Runs `script --worker SPEC *flags` with `KERAS_BACKEND=backend`; returns the worker's payload."""
+def worker_environment(backend):
+    """The environment of a measuring process: this one, with `KERAS_BACKEND=backend`, this
+    checkout first on `PYTHONPATH` and TensorFlow's C++ log quiet unless asked otherwise."""
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {
+    return {
         **os.environ,
         "KERAS_BACKEND": backend,
         "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
     }
+
+
+def spawn(script, spec, backend, flags=()):
+    """Runs `script --worker SPEC *flags` with `KERAS_BACKEND=backend`; returns the worker's payload."""
+    env = worker_environment(backend)
     command = [sys.executable, os.path.abspath(script), "--worker", json.dumps(spec), *flags]
     proc = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
