@@ -14,7 +14,7 @@ The public API is `__all__` below, grouped by role:
 - distribution: `setup_hardware`, `get_strategy`, `jax_distribution`, ....
 
 Internals (`unpack_views`, `shapes_dataset`, `crop_pair`, `finish_views`, `throughput`, ...)
-stay importable from their modules (`keras_barlow.views`, `keras_barlow.data`, ...).
+stay importable from their modules (`keras_barlow.models.view_pairs`, `keras_barlow.data`, ...).
 
 Every module is imported eagerly, with no lazy attribute table: with TensorFlow installed,
 `import keras_hub` (the encoders) imports it whatever the Keras backend, so deferring
@@ -58,7 +58,7 @@ from keras_barlow.losses import (
     loss_terms_from_correlation,
     standardize,
 )
-from keras_barlow.model import BarlowTwins
+from keras_barlow.models.barlow_twins import BarlowTwins
 from keras_barlow.optimizers import LARS, WarmupCosine, paper_optimizer, paper_schedule
 from keras_barlow.transfer import compile_detector, compile_segmenter, detector, segmenter, transfer_backbone
 

@@ -17,7 +17,7 @@ Measures on synthetic data (two *distinct* views), after warm-up, the median ove
 
 Every training row also shows the step's FLOP rate — FLOPs counted from the model's
 convolution and dense layers, backward = 2 × forward — and its share of the fp32 2048³
-matmul rate measured in the same run. The harness lives in `keras_barlow.benchmarking`.
+matmul rate measured in the same run. The harness lives in `benchmarking`.
 
 Usage:
     python recipes/benchmark.py --preset resnet18-32 --json runs/bench.json
@@ -125,7 +125,7 @@ def parse_args(argv=None):
 
 def build_spec(args):
     """The measurement spec from the preset, overridden by the explicit arguments."""
-    from keras_barlow.benchmarking.runners import PRESETS
+    from benchmarking.runners import PRESETS
 
     spec = dict(PRESETS[args.preset])
     keys = ("depth", "width", "image_size", "small_images", "source_size", "augment", "batch_size", "steps")
@@ -170,7 +170,7 @@ def build_spec(args):
     if args.compare:
         missing = [name for name in ("torch", "torchvision") if importlib.util.find_spec(name) is None]
         if missing:
-            from keras_barlow.benchmarking.pytorch_reference import INSTALL_HINT
+            from benchmarking.pytorch_reference import INSTALL_HINT
 
             raise SystemExit(INSTALL_HINT)
         if spec["depth"] == 0 or spec["width"] != 64:
@@ -183,7 +183,7 @@ def build_spec(args):
 
 
 def _versus_env(args, spec, backends):
-    from keras_barlow.benchmarking.versus_env import (
+    from benchmarking.versus_env import (
         format_comparison,
         interleave_environments,
         parse_overrides,
@@ -217,11 +217,11 @@ def main(argv=None):
     if args.worker:
         if args.block_tensorflow:
             _block_tensorflow()
-        from keras_barlow.benchmarking.worker import worker_main
+        from benchmarking.worker import worker_main
 
         worker_main(args.worker)
         return None
-    from keras_barlow.benchmarking import report, timing, worker
+    from benchmarking import report, timing, worker
 
     spec = build_spec(args)
     if args.breakdown:
@@ -232,7 +232,7 @@ def main(argv=None):
             print(f"| {part} | {seconds:.4f} | {100 * seconds / whole:.0f} % | |")
         return payload
     if args.profile:
-        from keras_barlow.benchmarking.op_profile import format_profile
+        from benchmarking.op_profile import format_profile
 
         payload = worker.spawn(__file__, {**spec, "profile": True}, "tensorflow")
         print(format_profile(payload["profile"], load=payload["load1"]))
@@ -241,7 +241,7 @@ def main(argv=None):
     if args.versus_env:
         return _versus_env(args, spec, backends)
     if args.conv_rates:
-        from keras_barlow.benchmarking.conv_rates import format_conv_rates
+        from benchmarking.conv_rates import format_conv_rates
 
         payloads = worker.conv_rate_rounds(
             __file__,

@@ -10,7 +10,7 @@ the COCO box mAP (KerasCV `BoxCOCOMetrics`) before and after.
     python recipes/transfer_detection.py --encoder savedmodels/digits --smoke   # shapes, 64 px, CPU
 
 `--data voc/2007` (or `voc/2012`) reads TFDS (`--data-dir` for a local copy); `--data shapes`
-generates coloured squares, circles and triangles (`keras_barlow.testing.shapes_dataset`).
+generates coloured squares, circles and triangles (`keras_barlow.transfer.synthetic_shapes.shapes_dataset`).
 The images go in as pixels in [0, 255]: the detector applies the encoder's pretraining
 normalisation from its model card. Writes `metrics.json` to `--output-dir`.
 """

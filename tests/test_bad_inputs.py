@@ -90,7 +90,7 @@ def test_a_second_pretrain_run_on_a_locked_output_directory_is_refused(tmp_path)
         [
             sys.executable,
             "-c",
-            "import sys; from keras_barlow.run_lock import OutputDirectoryLock as L; "
+            "import sys; from keras_barlow.cli.run_lock import OutputDirectoryLock as L; "
             f"L({str(out)!r}).acquire(); print('locked', flush=True); sys.stdin.readline()",
         ],
         stdin=subprocess.PIPE,

@@ -8,7 +8,7 @@ import keras_barlow
 
 # Internals that left the top level, and the modules that keep them.
 INTERNALS = {
-    "unpack_views": "keras_barlow.views",
+    "unpack_views": "keras_barlow.models.view_pairs",
     "embedding_std": "keras_barlow.losses",
     "shapes_dataset": "keras_barlow.transfer",
     "crop_pair": "keras_barlow.augment",

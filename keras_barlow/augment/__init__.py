@@ -4,8 +4,7 @@ Modules (each below imports only those above it):
 
 | module | owns |
 |---|---|
-| `config` | `AugmentationConfig`, `ViewConfig`, presets, `default_preset`, ImageNet mean/std, |
-| | `check_mean_std` (pure Python: no TensorFlow) |
+| `config` | `AugmentationConfig`, `ViewConfig`, presets, `default_preset` (pure Python: no TensorFlow) |
 | `seeds` | seed derivation and stateless per-image draws |
 | `ops` | input checks, normalisation, flip, colour jitter, grayscale, blur, solarisation |
 | `crops` | random resized crops, the evaluation centre crop, `random_crop_flip` |
@@ -15,13 +14,10 @@ Modules (each below imports only those above it):
 
 from keras_barlow.augment.affine import affine_transforms, random_affine_crops, warp
 from keras_barlow.augment.config import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PRESETS,
     AugmentationConfig,
     ViewConfig,
     as_config,
-    check_mean_std,
     default_preset,
 )
 from keras_barlow.augment.crops import (
@@ -51,8 +47,6 @@ from keras_barlow.augment.views import crop_pair, finish_view, finish_views, two
 
 __all__ = [
     "GRAY_WEIGHTS",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "JITTER_OPS",
     "PRESETS",
     "AugmentationConfig",
@@ -65,7 +59,6 @@ __all__ = [
     "apply_jitter",
     "as_config",
     "center_crop_resize",
-    "check_mean_std",
     "color_jitter",
     "crop_pair",
     "crop_resize",

@@ -19,10 +19,9 @@ Barlow Twins (Zbontar et al., 2021) uses BYOL's recipe, asymmetric between the v
 import dataclasses
 import numbers
 
-from keras_barlow.normalization import (  # noqa: F401  (re-exported: their home before)
+from keras_barlow.backbones.normalization import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    check_mean_std,
     check_unit_scale_statistics,
 )
 

@@ -59,15 +59,15 @@ def run(args):
     """Pretrains as `args` say; returns `(summary, model)` (the summary is also written to
     summary.json).
 
-    The chief holds `--output-dir`'s lock (`keras_barlow.run_lock`) from before anything is
+    The chief holds `--output-dir`'s lock (`keras_barlow.cli.run_lock`) from before anything is
     read or written until the end: a second run on the same directory exits with an error
     naming the owner, a stale lock (its process is gone) is taken over.
     """
     select_backend(args.backend)
     import keras
 
+    from keras_barlow.cli.run_lock import OutputDirectoryLock, OutputDirectoryLockedError
     from keras_barlow.distribute import setup_hardware
-    from keras_barlow.run_lock import OutputDirectoryLock, OutputDirectoryLockedError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     keras.utils.set_random_seed(args.seed)

@@ -26,9 +26,7 @@ import shutil
 import sys
 import time
 
-from keras_barlow.cli.quickstart_card import (  # noqa: F401  (re-exported: the old import path)
-    ENCODER_LABELS,
-    markdown_table,
+from keras_barlow.cli.quickstart_card import (
     model_card_readme,
 )
 

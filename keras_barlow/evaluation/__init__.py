@@ -33,6 +33,12 @@ from keras_barlow.evaluation.features import (
     l2_normalize,
 )
 from keras_barlow.evaluation.few_shot import SEEDS, SHOTS, few_shot_probe, fine_tune_over_seeds, summarize
+from keras_barlow.evaluation.fine_tune_sgd import (
+    FINETUNE_ENCODER_LR,
+    FINETUNE_EPOCHS,
+    FINETUNE_HEAD_LR,
+    FineTuneSGD,
+)
 from keras_barlow.evaluation.finetune import fine_tune
 from keras_barlow.evaluation.knn import (
     KNN_K,
@@ -62,12 +68,6 @@ from keras_barlow.evaluation.linear_sgd import (
     train_linear_classifier,
 )
 from keras_barlow.evaluation.metrics import accuracies, count_classes, top_k_accuracy
-from keras_barlow.evaluation.optimizers import (
-    FINETUNE_ENCODER_LR,
-    FINETUNE_EPOCHS,
-    FINETUNE_HEAD_LR,
-    FineTuneSGD,
-)
 from keras_barlow.evaluation.representation import (
     REPORT_KNN_KS,
     evaluate_representation,
@@ -77,9 +77,6 @@ from keras_barlow.evaluation.representation import (
     summary_row,
 )
 from keras_barlow.evaluation.subsets import balanced_subset, stratified_split
-
-# Importable from `keras_barlow.evaluation` before it became a package; kept for old imports.
-from keras_barlow.layers import FeaturePooling  # noqa: F401
 
 __all__ = [
     "FINETUNE_ENCODER_LR",

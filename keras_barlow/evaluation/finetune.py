@@ -6,16 +6,16 @@ import keras
 import numpy as np
 
 from keras_barlow.evaluation.features import as_int_labels, is_tf_dataset, iterate_batches
-from keras_barlow.evaluation.metrics import accuracies, count_classes
-from keras_barlow.evaluation.optimizers import (
+from keras_barlow.evaluation.fine_tune_sgd import (
     FINETUNE_ENCODER_LR,
     FINETUNE_EPOCHS,
     FINETUNE_HEAD_LR,
     FineTuneSGD,
 )
+from keras_barlow.evaluation.metrics import accuracies, count_classes
 from keras_barlow.evaluation.subsets import balanced_subset
 from keras_barlow.layers import FeaturePooling
-from keras_barlow.views import encoder_of
+from keras_barlow.models.view_pairs import encoder_of
 
 
 def _copy_encoder(encoder):

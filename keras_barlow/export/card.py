@@ -21,8 +21,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_barlow.normalization import IMAGENET_MEAN as DEFAULT_MEAN
-from keras_barlow.normalization import IMAGENET_STD as DEFAULT_STD
+from keras_barlow.backbones.normalization import IMAGENET_MEAN as DEFAULT_MEAN
+from keras_barlow.backbones.normalization import IMAGENET_STD as DEFAULT_STD
 
 CARD_FORMAT_VERSION = 1
 __all__ = [
@@ -48,7 +48,7 @@ def encoder_and_settings(model_or_encoder):
         The encoder and a dict of the model's settings (empty for a bare encoder; without
         `steps`/`optimizer` for a model that was never compiled or trained).
     """
-    from keras_barlow.model import BarlowTwins
+    from keras_barlow.models.barlow_twins import BarlowTwins
 
     if isinstance(model_or_encoder, BarlowTwins):
         model = model_or_encoder

@@ -31,7 +31,7 @@ import numpy as np
 from keras_barlow import _compat
 from keras_barlow.backbones import BarlowResNetBackbone
 from keras_barlow.export.loading import model_card
-from keras_barlow.model import unsynchronized_batchnorm
+from keras_barlow.models.barlow_twins import unsynchronized_batchnorm
 
 CONFIG_KEY = "pretraining_preprocessing"
 PIXEL_SCALE = 1.0  # the value of a white pixel that `mean` and `std` refer to

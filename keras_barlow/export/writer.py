@@ -36,7 +36,7 @@ from keras_barlow.export import directories
 from keras_barlow.export.layout import CARD_FILE, ENCODER_FILE, PRESET_DIR, SAVED_MODEL_DIR, SERVING_ENDPOINT
 from keras_barlow.export.preset import write_preset
 from keras_barlow.export.pretrained import PIXEL_SCALE, with_pretraining_preprocessing
-from keras_barlow.model import FeaturePooling, unsynchronized_batchnorm
+from keras_barlow.models.barlow_twins import FeaturePooling, unsynchronized_batchnorm
 
 
 def export_encoder(model_or_encoder, directory, *, metadata=None):

@@ -2,7 +2,7 @@
 
 `BarlowTwins` (model.py) calls exactly these hooks, and nothing else, on the trainer that
 `keras_barlow.trainers.select_trainer()` picks for the Keras backend. A trainer receives the
-model as an argument and never imports `keras_barlow.model`: it relies only on the model
+model as an argument and never imports `keras_barlow.models.barlow_twins`: it relies only on the model
 attributes listed in `Trainer`'s docstring.
 """
 

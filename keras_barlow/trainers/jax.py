@@ -12,8 +12,8 @@ import keras
 from keras import ops
 
 from keras_barlow import _compat
+from keras_barlow.models.view_pairs import unpack_views
 from keras_barlow.trainers.base import Trainer
-from keras_barlow.views import unpack_views
 
 
 def _stateless_terms(model, trainable, non_trainable, view_a, view_b, training):
@@ -115,11 +115,3 @@ class JaxTrainer(Trainer):
         except BaseException:
             _compat.restore_detached_values(variables, values)
             raise
-
-
-TRAINER = JaxTrainer()
-# The module-level functions of earlier releases.
-prepare_train_function = TRAINER.prepare_train_function
-train_step = TRAINER.train_step
-test_step = TRAINER.test_step
-keep_variables_on_failure = TRAINER.keep_variables_on_failure

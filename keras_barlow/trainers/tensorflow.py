@@ -22,8 +22,8 @@ from keras import ops
 
 from keras_barlow import _compat
 from keras_barlow._compat import needs_multi_worker_workaround
+from keras_barlow.models.view_pairs import BATCH_OF_ONE_ADVICE, unpack_views
 from keras_barlow.trainers.base import Trainer
-from keras_barlow.views import BATCH_OF_ONE_ADVICE, unpack_views
 
 # Starts the message of the step's run-time input checks, so that `explain_step_errors`
 # recognises them among TensorFlow's `InvalidArgumentError`s.
@@ -160,13 +160,3 @@ def check_views_at_run_time(view_a, view_b):
         "batch = batch / replicas), e.g. the last batch of an epoch when the dataset size % "
         f"batch_size == 1. {BATCH_OF_ONE_ADVICE}.",
     )
-
-
-TRAINER = TensorFlowTrainer()
-# The module-level functions of earlier releases.
-prepare_train_function = TRAINER.prepare_train_function
-train_step = TRAINER.train_step
-test_step = TRAINER.test_step
-skip_symbolic_build = TRAINER.skip_symbolic_build
-MULTI_WORKER_WORKAROUND_KERAS = _compat.MULTI_WORKER_FIT_BROKEN_KERAS
-STEPS_PER_EXECUTION_BROKEN_KERAS = _compat.STEPS_PER_EXECUTION_BROKEN_KERAS

@@ -9,20 +9,20 @@ keras_barlow.transfer.compile_detector(model, "adam").fit(images_0_255, {"boxes"
 
 Modules: `backbone` (`TransferBackbone`: the encoder behind its pretraining
 normalisation, with the pyramid `P2`–`P5`), `tasks` (`detector`, `segmenter`, their
-`compile_*`), `metrics` (COCO mAP, mean IoU), `datasets` (PASCAL VOC and Oxford-IIIT Pets
-from TFDS for the recipes). `shapes_dataset` (generated shapes with boxes and masks) lives
-in `keras_barlow.testing` and is re-exported here for compatibility.
+`compile_*`), `task_metrics` (COCO mAP, mean IoU), `datasets` (PASCAL VOC and Oxford-IIIT Pets
+from TFDS for the recipes), `synthetic_shapes` (generated shapes with boxes and masks,
+for tests and smoke runs).
 """
 
 from keras_barlow._io import write_json as save_metrics
-from keras_barlow.testing import SHAPE_CLASSES, shapes_dataset
 from keras_barlow.transfer.backbone import (
     PYRAMID_LEVELS,
     TransferBackbone,
     resolve_encoder,
     transfer_backbone,
 )
-from keras_barlow.transfer.metrics import (
+from keras_barlow.transfer.synthetic_shapes import SHAPE_CLASSES, shapes_dataset
+from keras_barlow.transfer.task_metrics import (
     evaluate_detector,
     mean_iou,
     mean_iou_from_labels,

@@ -19,9 +19,9 @@ import keras_hub
 import numpy as np
 
 from keras_barlow import _compat
-from keras_barlow.model import unsynchronized_batchnorm
-from keras_barlow.normalization import check_mean_std, check_unit_scale_statistics
-from keras_barlow.views import encoder_of
+from keras_barlow.backbones.normalization import check_mean_std, check_unit_scale_statistics
+from keras_barlow.models.barlow_twins import unsynchronized_batchnorm
+from keras_barlow.models.view_pairs import encoder_of
 
 PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
 

@@ -1,5 +1,5 @@
 """Transfer data sets for the recipes: PASCAL VOC boxes and Oxford-IIIT Pets masks from TFDS,
-and the generated shapes (`keras_barlow.testing.shapes_dataset`) as the same kind of input.
+and the generated shapes (`keras_barlow.transfer.synthetic_shapes.shapes_dataset`) as the same kind of input.
 
 Images come out as float32 pixels in `[0, 255]`: the task models apply the encoder's
 pretraining normalisation themselves. TensorFlow and TFDS are imported inside the functions.
@@ -7,7 +7,7 @@ pretraining normalisation themselves. TensorFlow and TFDS are imported inside th
 
 import numpy as np
 
-from keras_barlow.testing import SHAPE_CLASSES, shapes_dataset
+from keras_barlow.transfer.synthetic_shapes import SHAPE_CLASSES, shapes_dataset
 
 BOX_FORMATS = ("xywh", "xyxy", "yxyx")
 VOC_NUM_CLASSES = 20

@@ -3,6 +3,7 @@
 import pytest
 
 from keras_barlow import augment as aug
+from keras_barlow.backbones import normalization
 
 
 def test_imagenet_preset_is_the_paper_recipe():
@@ -15,7 +16,7 @@ def test_imagenet_preset_is_the_paper_recipe():
         assert view.blur_sigma == (0.1, 2.0)
     assert (config.view_a.blur_prob, config.view_b.blur_prob) == (1.0, 0.1)
     assert (config.view_a.solarize_prob, config.view_b.solarize_prob) == (0.0, 0.2)
-    assert config.mean == aug.IMAGENET_MEAN and config.std == aug.IMAGENET_STD
+    assert config.mean == normalization.IMAGENET_MEAN and config.std == normalization.IMAGENET_STD
 
 
 def test_small_presets():
@@ -70,9 +71,12 @@ def test_unknown_preset_raises():
 )
 def test_check_mean_std_rejects_bad_statistics(mean, std, match):
     with pytest.raises(ValueError, match=match):
-        aug.check_mean_std(mean, std)
+        normalization.check_mean_std(mean, std)
 
 
 def test_check_mean_std_returns_float_tuples():
-    assert aug.check_mean_std([0, 1, 2], (1, 2, 3)) == ((0.0, 1.0, 2.0), (1.0, 2.0, 3.0))
-    assert aug.check_mean_std(aug.IMAGENET_MEAN, aug.IMAGENET_STD) == (aug.IMAGENET_MEAN, aug.IMAGENET_STD)
+    assert normalization.check_mean_std([0, 1, 2], (1, 2, 3)) == ((0.0, 1.0, 2.0), (1.0, 2.0, 3.0))
+    assert normalization.check_mean_std(normalization.IMAGENET_MEAN, normalization.IMAGENET_STD) == (
+        normalization.IMAGENET_MEAN,
+        normalization.IMAGENET_STD,
+    )

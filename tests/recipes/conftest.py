@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from keras_barlow.testing import export_tiny_encoder
+from keras_barlow.transfer.synthetic_shapes import export_tiny_encoder
 
 sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "recipes")

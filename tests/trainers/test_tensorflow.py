@@ -16,7 +16,7 @@ def tensorflow_trainer():
 
 
 def tiny_model():
-    from keras_barlow.model import BarlowTwins
+    from keras_barlow.models.barlow_twins import BarlowTwins
 
     inputs = keras.Input((8, 8, 3))
     encoder = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))

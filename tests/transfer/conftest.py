@@ -2,7 +2,7 @@
 
 import pytest
 
-from keras_barlow.testing import export_tiny_encoder
+from keras_barlow.transfer.synthetic_shapes import export_tiny_encoder
 
 
 @pytest.fixture(scope="module")

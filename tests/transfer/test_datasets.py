@@ -5,8 +5,8 @@ import pytest
 
 import keras_barlow  # noqa: F401
 from keras_barlow import transfer
-from keras_barlow.testing import export_tiny_encoder
 from keras_barlow.transfer import datasets
+from keras_barlow.transfer.synthetic_shapes import export_tiny_encoder
 
 
 @pytest.fixture(scope="module")

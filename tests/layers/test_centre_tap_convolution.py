@@ -1,0 +1,166 @@
+"""keras_barlow.layers.centre_tap_convolution: convolutions on 1×1 maps as matrix products — exact, and
+applied only inside `BarlowTwins`' forward pass, never left on the caller's layers."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_barlow import BarlowTwins, resnet
+from keras_barlow.layers.centre_tap_convolution import (
+    centre_tap_convolution_op,
+    centre_tap_convolutions,
+    plain_convolutions,
+    takes_centre_tap_only,
+)
+
+
+def _pair(shape, **kwargs):
+    """A plain Conv2D and a copy with the same weights (to run inside `centre_tap_convolutions`)."""
+    plain = keras.layers.Conv2D(**kwargs)
+    plain.build(shape)
+    centre = keras.layers.Conv2D.from_config(plain.get_config() | {"name": "centre"})
+    centre.build(shape)
+    centre.set_weights(plain.get_weights())
+    return plain, centre
+
+
+@pytest.mark.parametrize(
+    "kernel_size, dilation, data_format",
+    [(3, 1, "channels_last"), (5, 2, "channels_last"), (3, 1, "channels_first")],
+)
+def test_equals_the_full_convolution_on_1x1_maps(kernel_size, dilation, data_format):
+    shape = (6, 1, 1, 5) if data_format == "channels_last" else (6, 5, 1, 1)
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    plain, centre = _pair(
+        shape, filters=7, kernel_size=kernel_size, padding="same", dilation_rate=dilation,
+        data_format=data_format, bias_initializer="random_normal",
+    )  # fmt: skip
+    assert takes_centre_tap_only(centre, shape)
+    with centre_tap_convolutions(centre) as names:
+        ours = keras.ops.convert_to_numpy(centre(x))
+    assert names == ["centre"]
+    np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(plain(x)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.tensorflow_only  # gradients through tf.GradientTape
+def test_gradients_equal_the_full_convolutions():
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(1).normal(size=(8, 1, 1, 6)).astype("float32"))
+    plain, centre = _pair(x.shape, filters=4, kernel_size=3, padding="same", use_bias=False)
+    with tf.GradientTape(persistent=True) as tape, centre_tap_convolutions(centre):
+        tape.watch(x)
+        ours = tf.reduce_sum(tf.square(centre(x)))
+        full = tf.reduce_sum(tf.square(plain(x)))
+    np.testing.assert_allclose(tape.gradient(ours, x), tape.gradient(full, x), rtol=1e-5, atol=1e-5)
+    ours_kernel, full_kernel = tape.gradient(ours, centre.kernel), tape.gradient(full, plain.kernel)
+    np.testing.assert_allclose(ours_kernel, full_kernel, rtol=1e-5, atol=1e-5)
+    # Only the centre tap has a gradient: the others only ever meet padding zeros.
+    assert np.count_nonzero(np.abs(ours_kernel.numpy()).sum(axis=(2, 3))) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({}, (2, 2, 2, 3)),  # a 2×2 map: every tap meets data
+        ({"strides": 2}, (2, 1, 1, 3)),
+        ({"padding": "valid"}, (2, 3, 3, 3)),
+        ({"groups": 3}, (2, 1, 1, 3)),
+        ({"kernel_size": 2}, (2, 1, 1, 3)),  # even kernel: no centre
+        ({}, (2, None, None, 3)),  # size unknown when traced
+    ],
+)
+def test_every_other_convolution_is_the_plain_one(kwargs, shape):
+    layer = keras.layers.Conv2D(**({"filters": 3, "kernel_size": 3, "padding": "same"} | kwargs))
+    assert not takes_centre_tap_only(layer, shape)
+    if None not in shape:
+        x = np.random.default_rng(2).normal(size=shape).astype("float32")
+        layer.build(shape)
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(centre_tap_convolution_op(layer, x, layer.kernel)),
+            keras.ops.convert_to_numpy(layer.convolution_op(x, layer.kernel)),
+        )
+
+
+def _centre_tap_layers(encoder):
+    return [
+        layer.name
+        for layer in plain_convolutions(encoder)
+        if takes_centre_tap_only(layer, tuple(layer.input.shape))
+    ]
+
+
+def test_barlow_twins_leaves_the_callers_encoder_unchanged(tmp_path):
+    encoder = resnet(18, (32, 32, 3), small_images=False, width=8)
+    reference = resnet(18, (32, 32, 3), small_images=False, width=8)
+    reference.set_weights(encoder.get_weights())
+    before = {layer.name: dict(vars(layer)) for layer in encoder.layers}
+    model = BarlowTwins(encoder, projector_dims=(16, 16))
+    assert model.matmul_on_1x1_maps
+    x = np.random.default_rng(3).normal(size=(4, 32, 32, 3)).astype("float32")
+    features = keras.ops.convert_to_numpy(model(x, training=True))
+    # The encoder's last stage works on 1×1 maps at 32 px: these three take the matrix product.
+    assert _centre_tap_layers(encoder) == [
+        "stack3_block0_2_conv",
+        "stack3_block1_1_conv",
+        "stack3_block1_2_conv",
+    ]
+    after = {layer.name: dict(vars(layer)) for layer in encoder.layers}
+    assert after.keys() == before.keys()
+    for name, attributes in after.items():
+        assert "convolution_op" not in attributes, name
+        assert attributes.keys() == before[name].keys(), name
+    expected = keras.ops.convert_to_numpy(model.pooling(reference(x, training=True)))
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
+    path = str(tmp_path / "encoder.keras")
+    encoder.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.get_config() == reference.get_config() | {"name": loaded.name}
+
+
+def test_turned_off_the_model_runs_the_plain_convolution(monkeypatch):
+    from keras_barlow.layers import centre_tap_convolution
+
+    calls = []
+    original = centre_tap_convolution.centre_tap_convolution_op
+
+    def counting(layer, inputs, kernel):
+        calls.append(layer.name)
+        return original(layer, inputs, kernel)
+
+    monkeypatch.setattr(centre_tap_convolution, "centre_tap_convolution_op", counting)
+    x = np.random.default_rng(4).normal(size=(4, 32, 32, 3)).astype("float32")
+    encoder = resnet(18, (32, 32, 3), small_images=False, width=8)
+    on = BarlowTwins(encoder, projector_dims=(16, 16))
+    off = BarlowTwins.from_config(on.get_config() | {"matmul_on_1x1_maps": False})
+    assert off.get_config()["matmul_on_1x1_maps"] is False
+    off.set_weights(on.get_weights())
+    calls.clear()
+    plain = keras.ops.convert_to_numpy(off(x, training=True))
+    assert calls == []
+    ours = keras.ops.convert_to_numpy(on(x, training=True))
+    assert len(calls) == 20  # every plain Conv2D of the encoder, through the centre-tap op
+    np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_nested_blocks_restore_on_the_last_exit():
+    layer = keras.layers.Conv2D(2, 3, padding="same")
+    layer.build((1, 1, 1, 3))
+    with centre_tap_convolutions(layer):
+        with centre_tap_convolutions(layer):
+            assert "convolution_op" in vars(layer)
+        assert "convolution_op" in vars(layer)
+    assert "convolution_op" not in vars(layer)
+
+
+def test_a_conv_with_its_own_convolution_op_is_left_alone():
+    class StandardizedConv2D(keras.layers.Conv2D):
+        def convolution_op(self, inputs, kernel):
+            mean, var = keras.ops.moments(kernel, axes=[0, 1, 2], keepdims=True)
+            return super().convolution_op(inputs, (kernel - mean) / keras.ops.sqrt(var + 1e-10))
+
+    inputs = keras.Input((1, 1, 3))
+    model = keras.Model(inputs, StandardizedConv2D(4, 3, padding="same", name="ws")(inputs))
+    assert plain_convolutions(model) == []
+    with centre_tap_convolutions(model) as names:
+        assert names == []
