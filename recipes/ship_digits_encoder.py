@@ -38,11 +38,12 @@ def card_dataset(card):
 def knn_on_digits(encoder, card, batch_size=256):
     """kNN-20 top-1 accuracy of `encoder` on the card's quick-start dataset (train → test), with
     that dataset's preset at the card's input size (the quick start's protocol)."""
-    from keras_barlow import data, evaluation
+    from keras_barlow import augment, data, evaluation
 
     dataset = card_dataset(card)
     height, width = card["input"]["image_shape"][:2]
-    common = dict(batch_size=batch_size, preset=data.default_preset(dataset), image_size=(height, width))
+    views = augment.AugmentationConfig.preset(data.default_preset(dataset), image_size=(height, width))
+    common = dict(batch_size=batch_size, augment=views)
     train = data.labeled_dataset(dataset, split="train", **common)
     test = data.labeled_dataset(dataset, split="test", **common)
     return float(evaluation.knn_accuracy(encoder, train, test, k=(20,))["k20"]["top1"])

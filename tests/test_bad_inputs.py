@@ -19,6 +19,7 @@ import pytest
 
 import keras_barlow
 from keras_barlow import LARS, BarlowTwins, resnet
+from keras_barlow.augment import AugmentationConfig
 from keras_barlow.export import export_encoder, load_encoder, read_model_card
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -440,14 +441,22 @@ def test_labels_and_images_of_different_lengths_are_refused():
     from keras_barlow.data import labeled_dataset
 
     with pytest.raises(ValueError, match=r"got 40 images but 30 labels"):
-        labeled_dataset((images(), np.arange(30)), batch_size=8, image_size=16, preset="cifar")
+        labeled_dataset(
+            (images(), np.arange(30)),
+            batch_size=8,
+            augment=AugmentationConfig.preset("cifar", image_size=16),
+        )
 
 
 def test_negative_labels_are_refused():
     from keras_barlow.data import labeled_dataset
 
     with pytest.raises(ValueError, match=r"labels.*-5.*non-negative"):
-        labeled_dataset((images(), np.arange(40) - 5), batch_size=8, image_size=16, preset="cifar")
+        labeled_dataset(
+            (images(), np.arange(40) - 5),
+            batch_size=8,
+            augment=AugmentationConfig.preset("cifar", image_size=16),
+        )
 
 
 def test_model_card_of_a_non_export_directory(tmp_path):

@@ -318,33 +318,31 @@ def _mnist5k():
 PRESETS = {"imagenet": _imagenet, "cifar": _cifar, "digits": _digits, "mnist5k": _mnist5k}
 
 
-def as_config(config, image_size=None):
-    """Any accepted form of augmentation config → `AugmentationConfig`.
+def as_config(config):
+    """The one way in for augmentation: a preset name or an `AugmentationConfig` → `AugmentationConfig`.
 
     Args:
-        config: an `AugmentationConfig`, a preset name, or a dict of overrides (its optional
-            `"preset"` key names the preset they apply to; default `"imagenet"`).
-        image_size: if given, replaces the config's output size.
+        config: a preset name (a key of `PRESETS`) or an `AugmentationConfig` (change any
+            setting, the output size included, with `AugmentationConfig.preset(name, **overrides)`
+            or `config.replace(...)`).
 
     Returns:
         An `AugmentationConfig`.
 
     Example:
-    >>> as_config({"preset": "digits", "image_size": 16}).image_size
+    >>> as_config("digits").image_size
+    (32, 32)
+    >>> as_config(AugmentationConfig.preset("digits", image_size=16)).image_size
     (16, 16)
     """
     if isinstance(config, str):
-        config = AugmentationConfig.preset(config)
-    elif isinstance(config, dict):
-        overrides = {k: v for k, v in config.items() if k != "preset"}
-        config = AugmentationConfig.preset(config.get("preset", "imagenet"), **overrides)
-    elif not isinstance(config, AugmentationConfig):
-        raise ValueError(
-            f"expected an AugmentationConfig, a preset name or a dict, got {type(config).__name__}"
-        )
-    if image_size is not None:
-        config = config.replace(image_size=image_size)
-    return config
+        return AugmentationConfig.preset(config)
+    if isinstance(config, AugmentationConfig):
+        return config
+    raise ValueError(
+        f"expected a preset name ({', '.join(map(repr, sorted(PRESETS)))}) or an AugmentationConfig, "
+        f'got {type(config).__name__}; e.g. AugmentationConfig.preset("imagenet", image_size=96)'
+    )
 
 
 def default_preset(source):

@@ -266,7 +266,7 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
     Example:
 
     ```python
-    views = next(iter(pretraining_dataset("digits", batch_size=256, preset="digits", seed=1)))
+    views = next(iter(pretraining_dataset("digits", batch_size=256, augment="digits", seed=1)))
     monitor = CrossCorrelationMonitor(views, "logs/")
     model.fit(dataset, epochs=30, callbacks=[monitor])
     monitor.last_png  # 'logs/cross_correlation/epoch_0030.png'
@@ -308,7 +308,9 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
                 )
             config = self.augmentation or "digits"
             size = getattr(self.model, "image_shape", None)
-            config = augment.as_config(config, image_size=tuple(size[:2]) if size and size[0] else None)
+            config = augment.as_config(config)
+            if size and size[0]:
+                config = config.replace(image_size=tuple(size[:2]))
             view_a, view_b = (v.numpy() for v in augment.two_views(images, config, seed=self.seed))
         if len(view_a) < 2:
             raise ValueError("the probe batch needs at least 2 images (C standardises over the batch)")

@@ -85,13 +85,21 @@ def run(args):
         lock.release()
 
 
+def augmentation_config(args):
+    """The `AugmentationConfig` of `--preset` (default: `--dataset`'s) at `--image-size`."""
+    from keras_barlow.augment import AugmentationConfig
+    from keras_barlow.data import default_preset
+
+    overrides = {} if args.image_size is None else {"image_size": args.image_size}
+    return AugmentationConfig.preset(args.preset or default_preset(args.dataset), **overrides)
+
+
 def _pretrain(args, hardware, out):
     import keras
     import tensorflow as tf
 
     from keras_barlow import BarlowTwins
     from keras_barlow.backbones import resnet
-    from keras_barlow.data import default_preset
     from keras_barlow.data.pipelines import pretraining_epochs
     from keras_barlow.fault_tolerance import BackupAndRestore, PeriodicCheckpoint, resumable_dataset
     from keras_barlow.optimizers import paper_optimizer
@@ -107,14 +115,13 @@ def _pretrain(args, hardware, out):
             f"--batch-size {args.batch_size} must be divisible by the {hardware.num_replicas} replicas"
         )
 
-    preset = args.preset or default_preset(args.dataset)
+    views = augmentation_config(args)
     # The data is a function of (seed, epoch, step) and starts at the backup's step, so a
     # resumed run sees exactly the batches the uninterrupted one would have (mid-epoch too).
     passes = pretraining_epochs(
         args.dataset,
         batch_size=args.batch_size,
-        image_size=args.image_size,
-        preset=preset,
+        augment=views,
         split=args.split,
         seed=args.seed,
         data_dir=args.data_dir,
@@ -230,7 +237,7 @@ def _pretrain(args, hardware, out):
             model,
             os.path.join(out, "encoder"),
             metadata={
-                "augmentation": preset,
+                "augmentation": views,
                 "image_size": args.image_size,
                 "training_data": args.dataset,
                 "batch_size": args.batch_size,
@@ -259,11 +266,10 @@ def linear_evaluation(args, model, summary):
     """
     if not args.linear_epochs or summary["worker_index"] != 0:
         return summary
-    from keras_barlow.data import default_preset, labeled_dataset
+    from keras_barlow.data import labeled_dataset
     from keras_barlow.evaluation import linear_probe
 
-    preset = args.preset or default_preset(args.dataset)
-    data = dict(batch_size=256, image_size=args.image_size, preset=preset, data_dir=args.data_dir)
+    data = dict(batch_size=256, augment=augmentation_config(args), data_dir=args.data_dir)
     result = linear_probe(
         model.encoder,
         labeled_dataset(args.dataset, split=args.split, **data),

@@ -29,20 +29,6 @@ AUTO_CACHE_BYTES = 2 * 1024**3
 # Seed streams of one input pipeline (`derive_seed(seed, pipeline, stream)`): one per use,
 # fixed so that a seeded pipeline gives the same batches in every release.
 _SHUFFLE, _VIEWS_BATCHED, _CROPS_PER_IMAGE, _VIEWS_FINISH, _LABELED_BATCHED, _LABELED_PER_IMAGE = range(6)
-# The options `pretraining_dataset` and `labeled_dataset` share, handled by `_pipeline_head`.
-_HEAD_OPTIONS = (
-    "source",
-    "batch_size",
-    "image_size",
-    "preset",
-    "split",
-    "shuffle_buffer",
-    "seed",
-    "input_context",
-    "cache",
-    "data_dir",
-    "augment",
-)
 
 
 @dataclasses.dataclass
@@ -103,19 +89,18 @@ class _Head:
         return dataset
 
 
-def _augmentation_config(preset, augment, image_size, source):
-    if preset is None:
-        preset = default_preset(source)
+def _augmentation_config(augment, source):
+    if augment is None:
+        return aug.AugmentationConfig.preset(default_preset(source))
+    if isinstance(augment, str):
+        return aug.AugmentationConfig.preset(augment)
     if isinstance(augment, aug.AugmentationConfig):
-        config = augment
-    elif augment is None or isinstance(augment, dict):
-        config = aug.AugmentationConfig.preset(preset, **(augment or {}))
-    else:
-        raise ValueError(
-            f"augment must be an AugmentationConfig, a dict of overrides or None, "
-            f"got {type(augment).__name__}"
-        )
-    return config.replace(image_size=image_size) if image_size is not None else config
+        return augment
+    raise ValueError(
+        f"augment must be a preset name ({', '.join(map(repr, sorted(aug.PRESETS)))}), an "
+        f"AugmentationConfig or None (the source's default preset), got {type(augment).__name__}; "
+        'to change the output size or another setting: AugmentationConfig.preset("imagenet", image_size=96)'
+    )
 
 
 def _decode(dataset, src):
@@ -123,13 +108,14 @@ def _decode(dataset, src):
     return dataset.ignore_errors(log_warning=True) if src.may_fail else dataset
 
 
-def _pipeline_head(options, *, shuffle, min_batch):
+def _pipeline_head(
+    source, *, batch_size, augment, split, shuffle_buffer, seed, input_context, cache, data_dir, shuffle,
+    min_batch,
+):  # fmt: skip
     """Resolves the augmentation config and the source, then shards and decodes (+caches);
-    `_Head.elements` shuffles. `options`: the public function's arguments (`_HEAD_OPTIONS` are used)."""
-    o = {name: options[name] for name in _HEAD_OPTIONS}
-    config = _augmentation_config(o["preset"], o["augment"], o["image_size"], o["source"])
-    src = resolve_source(o["source"], split=o["split"], data_dir=o["data_dir"], seed=o["seed"])
-    batch_size, input_context = o["batch_size"], o["input_context"]
+    `_Head.elements` shuffles."""
+    config = _augmentation_config(augment, source)
+    src = resolve_source(source, split=split, data_dir=data_dir, seed=seed)
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size}")
     batch = int(batch_size)
@@ -146,7 +132,6 @@ def _pipeline_head(options, *, shuffle, min_batch):
     if pipelines > 1:
         dataset = dataset.shard(pipelines, pipeline)
     num = None if src.num_examples is None else len(range(pipeline, src.num_examples, pipelines))
-    cache = o["cache"]
     if cache is None:
         cache = bool(
             src.cacheable
@@ -162,10 +147,10 @@ def _pipeline_head(options, *, shuffle, min_batch):
         dataset = dataset.cache() if cache is True else dataset.cache(os.fspath(cache))
     buffer = 0
     if shuffle:
-        buffer = o["shuffle_buffer"]
+        buffer = shuffle_buffer
         if buffer is None:
             buffer = min(num or DEFAULT_SHUFFLE_BUFFER, DEFAULT_SHUFFLE_BUFFER)
-    return _Head(config, dataset, src, batch, decoded, num, pipeline, o["seed"], int(buffer))
+    return _Head(config, dataset, src, batch, decoded, num, pipeline, seed, int(buffer))
 
 
 def _map_batches(head, dataset, fn, stream, *, drop_remainder, epoch=None):
@@ -191,8 +176,8 @@ def _map_images(head, fn, stream, epoch=None):
 
 
 def pretraining_dataset(
-    source, *, batch_size, image_size=None, preset=None, split="train", shuffle_buffer=None, seed=None,
-    input_context=None, cache=None, data_dir=None, augment=None, epoch=None,
+    source, *, batch_size, augment=None, split="train", shuffle_buffer=None, seed=None, input_context=None,
+    cache=None, data_dir=None, epoch=None,
 ):  # fmt: skip
     """A `tf.data.Dataset` of `(view_a, view_b)` batches for `BarlowTwins.fit`.
 
@@ -201,9 +186,11 @@ def pretraining_dataset(
             `(images, labels)`), or a `tf.data.Dataset` of images (see
             `keras_barlow.data.sources`).
         batch_size: the global batch size (per replica when `input_context` is None).
-        image_size: output size (int or `(h, w)`); default: the preset's.
-        preset: augmentation preset, `"imagenet"`, `"cifar"` or `"digits"`; None: `"digits"`
-            for the digits, `"cifar"` for TFDS `cifar*`, else `"imagenet"` (`default_preset`).
+        augment: the views: a preset name (`"imagenet"`, `"cifar"`, `"digits"`, `"mnist5k"`)
+            or an `AugmentationConfig` (e.g. `AugmentationConfig.preset("imagenet",
+            image_size=96)` for another output size or any other setting). None: the
+            source's default preset (`default_preset`: `"digits"` / `"mnist5k"` for those
+            data, `"cifar"` for TFDS `cifar*`, else `"imagenet"`).
         split: split of `"digits"` / TFDS sources (e.g. `"train"`, `"unlabelled"`, `"train[:10%]"`).
         shuffle_buffer: default min(examples, 10,000); 0 or 1 disables shuffling.
         seed: int for reproducible batches (shuffle, crops, every coin); None: random.
@@ -212,7 +199,6 @@ def pretraining_dataset(
         cache: cache decoded images in memory (True), in a file (a path), not (False); None:
             automatically for TFDS/folder sources of fixed-size images under 2 GiB.
         data_dir: TFDS data directory (local or `gs://`).
-        augment: an `AugmentationConfig`, or a dict of overrides of `preset`.
         epoch: None: one pass per iteration, reshuffled with new draws on every iteration.
             An int or integer scalar tensor: one pass whose shuffle order is a function of
             (seed, epoch) and whose batch `k` is augmented from (seed, epoch, k) — the same
@@ -225,13 +211,17 @@ def pretraining_dataset(
 
     Example:
     ```python
-    ds = pretraining_dataset("digits", batch_size=128, seed=0)  # preset "digits", 32 px
+    ds = pretraining_dataset("digits", batch_size=128, seed=0)  # preset "digits"
+    views = AugmentationConfig.preset("digits", image_size=32)
+    ds = pretraining_dataset("digits", batch_size=128, augment=views, seed=0)  # 32 px
     model.fit(ds, epochs=10)
     ```
     """
-    options = dict(locals())
-    del options["epoch"]
-    return pretraining_epochs(**options)(epoch).prefetch(AUTOTUNE)
+    epochs = pretraining_epochs(
+        source, batch_size=batch_size, augment=augment, split=split, shuffle_buffer=shuffle_buffer,
+        seed=seed, input_context=input_context, cache=cache, data_dir=data_dir,
+    )  # fmt: skip
+    return epochs(epoch).prefetch(AUTOTUNE)
 
 
 def _check_epoch(epoch, seed):
@@ -293,8 +283,8 @@ class PretrainingEpochs:
 
 
 def pretraining_epochs(
-    source, *, batch_size, image_size=None, preset=None, split="train", shuffle_buffer=None, seed=None,
-    input_context=None, cache=None, data_dir=None, augment=None,
+    source, *, batch_size, augment=None, split="train", shuffle_buffer=None, seed=None, input_context=None,
+    cache=None, data_dir=None,
 ):  # fmt: skip
     """The pretraining input as a function of the epoch, for exact resumes.
 
@@ -311,7 +301,10 @@ def pretraining_epochs(
                              start_step=backup.resume_step())
     ```
     """
-    head = _pipeline_head(locals(), shuffle=True, min_batch=2)
+    head = _pipeline_head(
+        source, batch_size=batch_size, augment=augment, split=split, shuffle_buffer=shuffle_buffer,
+        seed=seed, input_context=input_context, cache=cache, data_dir=data_dir, shuffle=True, min_batch=2,
+    )  # fmt: skip
     if head.num_examples is not None and head.num_examples < head.batch:
         raise ValueError(
             f"the source has {head.num_examples} images per input pipeline, "
@@ -321,9 +314,8 @@ def pretraining_epochs(
 
 
 def labeled_dataset(
-    source, *, batch_size, image_size=None, preset=None, split="train", shuffle=False, shuffle_buffer=None,
-    seed=None, input_context=None, cache=None, data_dir=None, augment=None, train_augment=False,
-    drop_remainder=False,
+    source, *, batch_size, augment=None, split="train", shuffle=False, shuffle_buffer=None, seed=None,
+    input_context=None, cache=None, data_dir=None, train_augment=False, drop_remainder=False,
 ):  # fmt: skip
     """A `tf.data.Dataset` of `(image, label)` batches for evaluation (linear probe, kNN,
     fine-tuning), normalised exactly like the pretraining views.
@@ -335,8 +327,9 @@ def labeled_dataset(
     (`keras_barlow.augment.random_crop_flip`).
 
     Args:
-        source, batch_size, image_size, preset, split, shuffle_buffer, seed, input_context,
-        cache, data_dir, augment: as in `pretraining_dataset`.
+        source, batch_size, augment, split, shuffle_buffer, seed, input_context, cache,
+            data_dir: as in `pretraining_dataset` (`augment` gives the output size, the
+            normalisation and, with `train_augment`, view A's crop and flip).
         shuffle: shuffle the examples (default False: a fixed order for evaluation).
         train_augment: random crop + flip (see above).
         drop_remainder: drop the last partial batch.
@@ -349,7 +342,10 @@ def labeled_dataset(
     test = labeled_dataset("digits", batch_size=256, split="test")
     ```
     """
-    head = _pipeline_head(locals(), shuffle=shuffle, min_batch=1)
+    head = _pipeline_head(
+        source, batch_size=batch_size, augment=augment, split=split, shuffle_buffer=shuffle_buffer,
+        seed=seed, input_context=input_context, cache=cache, data_dir=data_dir, shuffle=shuffle, min_batch=1,
+    )  # fmt: skip
     if not head.source.has_labels:
         raise ValueError(
             "labeled_dataset needs labels: this source has none (a flat folder, a bare array or a dataset "
@@ -402,7 +398,7 @@ def throughput(dataset, *, batches=20, warmup=2):
 
     Example:
     ```python
-    throughput(pretraining_dataset("digits", batch_size=256, preset="digits"))
+    throughput(pretraining_dataset("digits", batch_size=256, augment="digits"))
     ```
     """
     iterator = iter(dataset.repeat())

@@ -15,8 +15,8 @@ Example:
 from keras_barlow.data import labeled_dataset
 from keras_barlow.evaluation import evaluate_representation
 
-train = labeled_dataset("digits", batch_size=256, preset="digits")
-test = labeled_dataset("digits", batch_size=256, preset="digits", split="test")
+train = labeled_dataset("digits", batch_size=256, augment="digits")
+test = labeled_dataset("digits", batch_size=256, augment="digits", split="test")
 result = evaluate_representation(encoder, train, test)
 result["linear"]["top1"], result["few_shot"]["top1"]["mean"], result["knn"]["k20"]["top1"]
 ```

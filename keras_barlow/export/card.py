@@ -123,7 +123,10 @@ def preprocessing_from_metadata(metadata):
     if augmentation is not None:
         from keras_barlow import augment
 
-        config = augment.as_config(augmentation)
+        if isinstance(augmentation, dict):  # a saved `AugmentationConfig.get_config()`
+            config = augment.AugmentationConfig.from_config(augmentation)
+        else:
+            config = augment.as_config(augmentation)
         metadata["augmentation_config"] = config.get_config()
         return {"mean": list(config.mean), "std": list(config.std), "source": "augmentation config"}
     if preprocessing is None:

@@ -63,7 +63,8 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
     encoder = keras_barlow.resnet(18, (32, 32, 3), small_images=True)
     model = keras_barlow.BarlowTwins(encoder, projector_dims=(512, 512, 512))
     model.compile(optimizer=keras_barlow.LARS(0.2))
-    model.fit(keras_barlow.pretraining_dataset("digits", batch_size=128, image_size=32))
+    views = keras_barlow.AugmentationConfig.preset("digits", image_size=32)
+    model.fit(keras_barlow.pretraining_dataset("digits", batch_size=128, augment=views))
     features = model.predict(images)  # the encoder's pooled features
     ```
     """

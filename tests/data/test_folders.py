@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_barlow import data
+from keras_barlow.augment import AugmentationConfig
 from tests.data.helpers import first
 
 pytestmark = pytest.mark.tensorflow_only
@@ -95,10 +96,16 @@ def test_a_png_with_a_damaged_header_is_counted_as_corrupt(tmp_path):
 
 def test_folder_pipelines_skip_undecodable_files_without_crashing(image_folder):
     # corrupt.png passes the header check and fails to decode inside the pipeline.
-    ds = data.labeled_dataset(str(image_folder), batch_size=5, preset="cifar", image_size=16)
+    ds = data.labeled_dataset(
+        str(image_folder),
+        batch_size=5,
+        augment=AugmentationConfig.preset("cifar", image_size=16),
+    )
     labels = np.concatenate([labels for _, labels in first(ds, 10)])
     assert sorted(labels.tolist()) == [0] * 6 + [1] * 6
-    ds = data.pretraining_dataset(str(image_folder), batch_size=4, preset="imagenet", image_size=16, seed=0)
+    ds = data.pretraining_dataset(
+        str(image_folder), batch_size=4, augment=AugmentationConfig.preset("imagenet", image_size=16), seed=0
+    )
     assert [s.shape.as_list() for s in ds.element_spec] == [[4, 16, 16, 3]] * 2
     batches = first(ds, 10)
     assert len(batches) == 3
@@ -109,10 +116,17 @@ def test_flat_folder_pretrains_but_has_no_labels(tmp_path):
     for i in range(4):
         _write(str(tmp_path / f"{i}.png"), _png(i, (10, 12, 3)))
     ds = data.pretraining_dataset(
-        data.scan_image_folder(str(tmp_path)), batch_size=2, preset="cifar", image_size=8, seed=0
+        data.scan_image_folder(str(tmp_path)),
+        batch_size=2,
+        augment=AugmentationConfig.preset("cifar", image_size=8),
+        seed=0,
     )
     assert len(first(ds, 5)) == 2
     with pytest.raises(ValueError, match="needs labels"):
-        data.labeled_dataset(str(tmp_path), batch_size=2, preset="cifar")
+        data.labeled_dataset(
+            str(tmp_path),
+            batch_size=2,
+            augment="cifar",
+        )
     with pytest.raises(ValueError, match="does not exist"):
         data.pretraining_dataset(str(tmp_path / "missing"), batch_size=2)

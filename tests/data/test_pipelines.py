@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_barlow import data
+from keras_barlow.augment import AugmentationConfig
 from tests.conftest import run_python
 from tests.data.helpers import first, pixels
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.tensorflow_only
 
 
 def test_digits_pretraining_static_batches_and_ranges():
-    ds = data.pretraining_dataset("digits", batch_size=128, preset="digits", seed=0)
+    ds = data.pretraining_dataset("digits", batch_size=128, augment="digits", seed=0)
     assert [s.shape.as_list() for s in ds.element_spec] == [[128, 32, 32, 3]] * 2
     batches = first(ds, 20)
     assert len(batches) == 1347 // 128  # drop_remainder
@@ -27,7 +28,7 @@ def test_digits_pretraining_static_batches_and_ranges():
 
 
 def test_same_seed_same_batches_new_seed_and_new_epoch_differ():
-    make = lambda seed: data.pretraining_dataset("digits", batch_size=64, preset="digits", seed=seed)  # noqa: E731
+    make = lambda seed: data.pretraining_dataset("digits", batch_size=64, augment="digits", seed=seed)  # noqa: E731
     seeded, again, other = make(3), make(3), make(4)
     epoch1 = first(seeded, 2)
     for (a1, b1), (a2, b2) in zip(epoch1, first(again, 2)):
@@ -40,7 +41,7 @@ def test_same_seed_same_batches_new_seed_and_new_epoch_differ():
 
 def test_labeled_digits_normalised_like_the_views():
     test_x, test_y = data.load_digits_arrays("test")
-    ds = data.labeled_dataset("digits", batch_size=100, preset="digits", split="test")
+    ds = data.labeled_dataset("digits", batch_size=100, augment="digits", split="test")
     images, labels = zip(*first(ds, 10))
     images, labels = np.concatenate(images), np.concatenate(labels)
     np.testing.assert_array_equal(labels, test_y)  # fixed order, no drop
@@ -62,14 +63,19 @@ def test_input_context_shards_and_uses_per_replica_batch():
             num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2
         )
         ds = data.labeled_dataset(
-            (images, np.arange(40)), batch_size=8, preset="cifar", image_size=6, input_context=context
+            (images, np.arange(40)),
+            batch_size=8,
+            augment=AugmentationConfig.preset("cifar", image_size=6),
+            input_context=context,
         )
         batches = first(ds, 10)
         assert all(len(labels) == 4 for _, labels in batches)
         seen.append(set(np.concatenate([labels for _, labels in batches]).tolist()))
     assert seen[0].isdisjoint(seen[1]) and seen[0] | seen[1] == set(range(40))
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=4)
-    ds = data.pretraining_dataset(images, batch_size=16, preset="cifar", image_size=6, input_context=context)
+    ds = data.pretraining_dataset(
+        images, batch_size=16, augment=AugmentationConfig.preset("cifar", image_size=6), input_context=context
+    )
     assert ds.element_spec[0].shape.as_list() == [4, 6, 6, 3]
 
 
@@ -83,7 +89,7 @@ def test_distribute_datasets_from_function_on_two_replicas():
         from keras_barlow import data
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         fn = lambda ctx: data.pretraining_dataset(
-            "digits", batch_size=32, preset="digits", seed=0, input_context=ctx
+            "digits", batch_size=32, augment="digits", seed=0, input_context=ctx
         )
         dist = strategy.distribute_datasets_from_function(fn)
         view_a, view_b = next(iter(dist))
@@ -96,13 +102,20 @@ def test_distribute_datasets_from_function_on_two_replicas():
 
 def test_labeled_train_augment_crops_and_flips_per_seed():
     make = lambda seed: data.labeled_dataset(  # noqa: E731
-        "digits", batch_size=64, preset="cifar", image_size=16, split="test", train_augment=True, seed=seed
+        "digits",
+        batch_size=64,
+        augment=AugmentationConfig.preset("cifar", image_size=16),
+        split="test",
+        train_augment=True,
+        seed=seed,
     )
     ((images, labels),) = first(make(0))
     ((again, _),) = first(make(0))
     ((other, _),) = first(make(1))
     ((centred, centred_labels),) = first(
-        data.labeled_dataset("digits", batch_size=64, preset="cifar", image_size=16, split="test")
+        data.labeled_dataset(
+            "digits", batch_size=64, augment=AugmentationConfig.preset("cifar", image_size=16), split="test"
+        )
     )
     np.testing.assert_array_equal(images, again)
     np.testing.assert_array_equal(labels, centred_labels)  # no shuffle: same order
@@ -113,7 +126,10 @@ def test_labeled_train_augment_crops_and_flips_per_seed():
 def test_epoch_batches_are_a_function_of_seed_epoch_and_step():
     from keras_barlow.data.pipelines import pretraining_epochs
 
-    make = lambda: pretraining_epochs("digits", batch_size=64, preset="digits", image_size=16, seed=3)  # noqa: E731
+    def make():
+        views = AugmentationConfig.preset("digits", image_size=16)
+        return pretraining_epochs("digits", batch_size=64, augment=views, seed=3)
+
     passes = make()
     assert passes.steps_per_epoch == 1347 // 64
     one = first(passes(1), 2)
@@ -125,7 +141,11 @@ def test_epoch_batches_are_a_function_of_seed_epoch_and_step():
     assert np.abs(one[0][0] - first(passes(2), 1)[0][0]).max() > 0.5  # another epoch differs
     assert np.abs(one[0][0] - first(passes(1 + 2**32), 1)[0][0]).max() > 0.5  # all 64 bits count
     with pytest.raises(ValueError, match="needs an int seed"):
-        pretraining_epochs("digits", batch_size=64, preset="digits")(0)
+        pretraining_epochs(
+            "digits",
+            batch_size=64,
+            augment="digits",
+        )(0)
     with pytest.raises(ValueError, match="non-negative"):
         passes(-1)
 
@@ -141,7 +161,9 @@ def test_the_source_is_cached_once_not_per_epoch():
         return image
 
     images = tf.data.Dataset.from_tensor_slices(np.zeros([24, 8, 8, 3], np.uint8)).map(count)
-    passes = pretraining_epochs(images, batch_size=8, preset="cifar", image_size=8, seed=0, cache=True)
+    passes = pretraining_epochs(
+        images, batch_size=8, augment=AugmentationConfig.preset("cifar", image_size=8), seed=0, cache=True
+    )
     stream = resumable_dataset(passes, epochs=3, steps_per_epoch=3)
     assert len(list(stream)) == 9
     assert int(reads.numpy()) == 24  # decoded once, not once per epoch

@@ -6,6 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_barlow import data
+from keras_barlow.augment import AugmentationConfig
 from tests.data.helpers import first, pixels
 
 pytestmark = pytest.mark.tensorflow_only
@@ -31,12 +32,18 @@ def test_digits_arrays_fixed_stratified_split():
 
 def test_numpy_sources_grey_and_float():
     grey = np.random.default_rng(0).integers(0, 256, [20, 12, 12], dtype=np.uint8)
-    ds = data.pretraining_dataset(grey, batch_size=8, preset="cifar", image_size=16, seed=0)
+    ds = data.pretraining_dataset(
+        grey, batch_size=8, augment=AugmentationConfig.preset("cifar", image_size=16), seed=0
+    )
     ((view_a, _),) = first(ds)
     assert view_a.shape == (8, 16, 16, 3)
     rgb = np.random.default_rng(1).uniform(size=[10, 9, 9, 3]).astype(np.float32)
     labels = np.arange(10)
-    ds = data.labeled_dataset((rgb, labels), batch_size=4, preset="cifar", image_size=9)
+    ds = data.labeled_dataset(
+        (rgb, labels),
+        batch_size=4,
+        augment=AugmentationConfig.preset("cifar", image_size=9),
+    )
     images, got = zip(*first(ds, 5))
     np.testing.assert_array_equal(np.concatenate(got), labels)
     np.testing.assert_allclose(
@@ -61,14 +68,19 @@ def test_numpy_sources_grey_and_float():
 )
 def test_bad_sources_raise(source, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        data.pretraining_dataset(source, **{"batch_size": 4, "preset": "cifar", **kwargs})
+        data.pretraining_dataset(source, **{"batch_size": 4, "augment": "cifar", **kwargs})
 
 
 def test_tfds_cifar10_with_mock_data():
     with tfds.testing.mock_data(num_examples=24):
-        ds = data.pretraining_dataset("cifar10", batch_size=8, preset="cifar", seed=0)
+        ds = data.pretraining_dataset("cifar10", batch_size=8, augment="cifar", seed=0)
         batches = first(ds, 10)
-        labeled = data.labeled_dataset("cifar10", split="test", batch_size=10, preset="cifar")
+        labeled = data.labeled_dataset(
+            "cifar10",
+            split="test",
+            batch_size=10,
+            augment="cifar",
+        )
         labels = np.concatenate([y for _, y in first(labeled, 10)])
     assert len(batches) == 3 and batches[0][0].shape == (8, 32, 32, 3)
     assert len(labels) == 24 and labels.min() >= 0 and labels.max() < 10
@@ -88,7 +100,11 @@ def test_tf_dataset_sources():
     images = np.random.default_rng(0).integers(0, 256, [12, 10, 10, 3], dtype=np.uint8)
     labels = np.arange(12)
     batched = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels}).batch(5)
-    ds = data.labeled_dataset(batched, batch_size=6, preset="cifar", image_size=10)
+    ds = data.labeled_dataset(
+        batched,
+        batch_size=6,
+        augment=AugmentationConfig.preset("cifar", image_size=10),
+    )
     got = np.concatenate([y for _, y in first(ds, 5)])
     np.testing.assert_array_equal(got, labels)
 
@@ -99,7 +115,9 @@ def test_tf_dataset_sources():
     source = tf.data.Dataset.from_generator(
         varying, output_signature=tf.TensorSpec((None, None, 3), tf.uint8)
     )
-    ds = data.pretraining_dataset(source, batch_size=3, preset="cifar", image_size=8, seed=0)
+    ds = data.pretraining_dataset(
+        source, batch_size=3, augment=AugmentationConfig.preset("cifar", image_size=8), seed=0
+    )
     assert [b[0].shape for b in first(ds, 5)] == [(3, 8, 8, 3)] * 2
 
 

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_barlow.augment import AugmentationConfig
 from keras_barlow.evaluation import (
     Features,
     evaluate_representation,
@@ -66,7 +67,9 @@ def test_barlow_twins_encoder_beats_random_init_on_digits():
     steps = epochs * (1347 // batch)
     model.compile(optimizer=LARS(WarmupCosine(0.3, total_steps=steps, warmup_steps=steps // 10)))
     model.fit(
-        data.pretraining_dataset("digits", batch_size=batch, preset="digits", image_size=size, seed=0),
+        data.pretraining_dataset(
+            "digits", batch_size=batch, augment=AugmentationConfig.preset("digits", image_size=size), seed=0
+        ),
         epochs=epochs,
         verbose=0,
     )
@@ -74,7 +77,7 @@ def test_barlow_twins_encoder_beats_random_init_on_digits():
     random_init = encoder()
 
     def scores(net):
-        common = dict(batch_size=512, preset="digits", image_size=size)
+        common = dict(batch_size=512, augment=AugmentationConfig.preset("digits", image_size=size))
         train = extract_features(net, data.labeled_dataset("digits", **common))
         test = extract_features(net, data.labeled_dataset("digits", split="test", **common))
         # The bar was set with the paper's SGD probe and kNN-200.
