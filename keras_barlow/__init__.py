@@ -30,7 +30,7 @@ from keras_barlow import _onednn  # isort: skip
 _onednn.enable_onednn()
 
 from keras_barlow.backbones import BarlowResNetBackbone, resnet
-from keras_barlow.callbacks import CrossCorrelationMonitor, KNNMonitor, NonFiniteLossGuard
+from keras_barlow.callbacks import CrossCorrelationMonitor, KNNMonitor, LinearProbeMonitor, NonFiniteLossGuard
 from keras_barlow.distribute import (
     Hardware,
     get_strategy,
@@ -94,6 +94,7 @@ __all__ = [  # noqa: RUF022
     # callbacks, fault tolerance
     "CrossCorrelationMonitor",
     "KNNMonitor",
+    "LinearProbeMonitor",
     "NonFiniteLossGuard",
     "BackupAndRestore",
     "CorruptCheckpointError",

@@ -31,19 +31,24 @@ def fsync_file(path):
         os.fsync(handle.fileno())
 
 
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file and a rename.
+def atomic_write_bytes(path, data):
+    """Writes `data` to `path` through a temporary file and a rename.
 
     A reader (or a process killed while writing) sees the old file or the new one, never
     a half-written one.
     """
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
-        handle.write(text)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def atomic_write_text(path, text):
+    """Writes `text` (UTF-8) to `path` atomically (see `atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path, data):

@@ -1,7 +1,5 @@
-"""Training callbacks: the non-finite-loss guard and two monitors (kNN accuracy, `C`).
+"""Training monitors: kNN accuracy and the cross-correlation matrix `C`.
 
-- `NonFiniteLossGuard` stops `fit` at the first non-finite loss, naming the step;
-  `BarlowTwins.fit` puts it before every other callback.
 - `KNNMonitor` puts the kNN accuracy of the encoder's features into the epoch logs (so
   `History`, `CSVLogger`, `TensorBoard` and early stopping see it), every `every` epochs.
 - `CrossCorrelationMonitor` computes `C` on a fixed probe batch of two views, writes it as
@@ -23,7 +21,7 @@ from keras import ops
 from keras_barlow import losses
 
 # `keras_barlow.evaluation` is imported where `KNNMonitor` uses it, not here: evaluation
-# imports the model, and the model imports this module for `NonFiniteLossGuard`.
+# imports the model, and the model imports this package for `NonFiniteLossGuard`.
 
 # A diverging blue–white–red colour map (ColorBrewer RdBu, reversed): value → RGB anchors.
 _DIVERGING = np.array(
@@ -124,18 +122,20 @@ def correlation_stats(c):
     }
 
 
-def _due(epoch, every, params):
+def is_due(epoch, every, params):
+    """Whether a monitor evaluating every `every` epochs runs at the end of `epoch` (the last one always)."""
     last = (params or {}).get("epochs")
     return (epoch + 1) % every == 0 or (last is not None and epoch + 1 == last)
 
 
-def _check_every(every):
+def check_every(every):
+    """Validates a monitor's `every` (a positive number of epochs) and returns it as an int."""
     if int(every) != every or every < 1:
         raise ValueError(f"every must be a positive integer (epochs), got {every}")
     return int(every)
 
 
-class _ScalarWriter:
+class ScalarWriter:
     """Writes scalars/images to a TensorBoard event file under `log_dir/subdir`."""
 
     def __init__(self, log_dir, subdir):
@@ -202,7 +202,7 @@ class KNNMonitor(keras.callbacks.Callback):
         super().__init__()
         self.train_data = train_data
         self.test_data = test_data
-        self.every = _check_every(every)
+        self.every = check_every(every)
         from keras_barlow import evaluation
 
         self.k = evaluation.KNN_K if k is None else k
@@ -210,10 +210,10 @@ class KNNMonitor(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.preprocess = preprocess
         self.history = []
-        self._writer = _ScalarWriter(log_dir, "monitors") if log_dir else None
+        self._writer = ScalarWriter(log_dir, "monitors") if log_dir else None
 
     def on_epoch_end(self, epoch, logs=None):
-        if not _due(epoch, self.every, self.params):
+        if not is_due(epoch, self.every, self.params):
             return
         from keras_barlow import evaluation
 
@@ -276,7 +276,7 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
     def __init__(self, probe, log_dir, *, augmentation=None, every=1, max_dims=128, seed=0, tensorboard=True):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
-        self.every = _check_every(every)
+        self.every = check_every(every)
         self.max_dims = int(max_dims)
         self.seed = seed
         self.augmentation = augmentation
@@ -284,7 +284,7 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
         self._views = None
         self.last_png = None
         self.last_stats = None
-        self._writer = _ScalarWriter(self.log_dir, "monitors") if tensorboard else None
+        self._writer = ScalarWriter(self.log_dir, "monitors") if tensorboard else None
 
     def _probe_views(self):
         if self._views is not None:
@@ -331,7 +331,7 @@ class CrossCorrelationMonitor(keras.callbacks.Callback):
         return c, stats
 
     def on_epoch_end(self, epoch, logs=None):
-        if not _due(epoch, self.every, self.params):
+        if not is_due(epoch, self.every, self.params):
             return
         c, stats = self.compute()
         image = correlation_heatmap(c, max_dims=self.max_dims)

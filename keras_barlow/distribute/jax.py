@@ -273,7 +273,7 @@ def jax_distribution(
     if kind == "auto" and device_type == "cpu":
         _log.warning(
             "no TPU or GPU found: JAX trains on %d CPU device(s). On CPU the TensorFlow backend "
-            "is several times faster (README, Backends).",
+            "is several times faster (docs: 'Training at scale').",
             len(devices),
         )
     if set_global:

@@ -186,7 +186,7 @@ def get_strategy(hardware="auto", *, tpu_address=None):
                 raise ValueError(
                     f"hardware='tpu' but no TPU is reachable at {address or '(auto-detected)'}: {error}. "
                     "On Colab choose a TPU runtime; on Colab TPU VMs TensorFlow-TPU is not "
-                    "preinstalled, so run with KERAS_BACKEND=jax (README, Scaling out)."
+                    "preinstalled, so run with KERAS_BACKEND=jax (docs: 'Training at scale')."
                 ) from error
             _log.info("no TPU reachable at %s (%s); looking for GPUs", address, error)
             return False

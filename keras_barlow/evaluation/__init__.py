@@ -6,7 +6,8 @@
 - `knn`: weighted kNN (cosine, temperature; k = 20 and 200);
 - `subsets` / `few_shot`: class-balanced subsets, k-shot probes and fine-tuning as
   mean ± std over seeds;
-- `finetune` / `optimizers`: semi-supervised fine-tuning and its two-rate SGD;
+- `finetune` / `fine_tune_sgd`: semi-supervised fine-tuning and its two-rate SGD;
+- `figures`: the t-SNE map of the test features and the training curves, as PNG files;
 - `representation`: the whole protocol in one JSON-able record (`evaluate_representation`).
 
 Example:
@@ -33,6 +34,7 @@ from keras_barlow.evaluation.features import (
     l2_normalize,
 )
 from keras_barlow.evaluation.few_shot import SEEDS, SHOTS, few_shot_probe, fine_tune_over_seeds, summarize
+from keras_barlow.evaluation.figures import embedding_figure, training_figure
 from keras_barlow.evaluation.fine_tune_sgd import (
     FINETUNE_ENCODER_LR,
     FINETUNE_EPOCHS,
@@ -107,6 +109,7 @@ __all__ = [
     "class_scores",
     "count_classes",
     "crop_flip_augmentation",
+    "embedding_figure",
     "encode_batch",
     "evaluate_representation",
     "extract_features",
@@ -130,4 +133,5 @@ __all__ = [
     "top_k_accuracy",
     "train_linear_classifier",
     "train_logistic_regression",
+    "training_figure",
 ]

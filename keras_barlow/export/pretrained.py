@@ -31,7 +31,7 @@ import numpy as np
 from keras_barlow import _compat
 from keras_barlow.backbones import BarlowResNetBackbone
 from keras_barlow.export.loading import model_card
-from keras_barlow.models.barlow_twins import unsynchronized_batchnorm
+from keras_barlow.layers.projector import unsynchronized_batchnorm
 
 CONFIG_KEY = "pretraining_preprocessing"
 PIXEL_SCALE = 1.0  # the value of a white pixel that `mean` and `std` refer to
@@ -112,13 +112,15 @@ def trained_class_name(encoder):
     return keras.saving.get_registered_name(type(encoder))
 
 
-def with_pretraining_preprocessing(encoder, spec):
+def with_pretraining_preprocessing(encoder, spec, dtype_policy=None):
     """A copy of `encoder` (same graph, layer names and weights) whose config holds `spec`.
 
     Args:
         encoder: a `BarlowResNetBackbone`, a `PretrainedResNetBackbone`/`PretrainedEncoder`
             (its record is replaced) or any functional Keras encoder.
         spec: the normalisation record (see `check_pretraining_preprocessing`).
+        dtype_policy: the copy's dtype policy for every layer (e.g. `"float32"` for an
+            encoder trained under `mixed_bfloat16`); None keeps each layer's own.
 
     Returns:
         A `PretrainedResNetBackbone` for ResNet backbones, else a `PretrainedEncoder`.
@@ -127,14 +129,44 @@ def with_pretraining_preprocessing(encoder, spec):
     if isinstance(encoder, BarlowResNetBackbone):
         config = encoder.get_config()
         config[CONFIG_KEY] = spec
+        if dtype_policy is not None:
+            config = with_dtype_policy(config, dtype_policy)
+            config["dtype"] = dtype_policy
         cls = type(encoder) if isinstance(encoder, PretrainedResNetBackbone) else PretrainedResNetBackbone
         copy = cls.from_config(config)
         copy.set_weights(encoder.get_weights())
         return copy
     config = encoder.encoder_config if isinstance(encoder, PretrainedEncoder) else serialize_encoder(encoder)
+    if dtype_policy is not None:
+        config = with_dtype_policy(config, dtype_policy)
     copy = keras.saving.deserialize_keras_object(config)
     copy.set_weights(encoder.get_weights())
-    return PretrainedEncoder(copy, spec)
+    return PretrainedEncoder(copy, spec, dtype=dtype_policy)
+
+
+def with_dtype_policy(config, dtype_policy):
+    """A copy of a serialised Keras config with every layer's dtype policy set to `dtype_policy`.
+
+    Args:
+        config: a config dict (nested layer configs included).
+        dtype_policy: a policy name, e.g. `"float32"`.
+
+    Returns:
+        The new config (the input is not modified).
+
+    Example:
+    >>> layer = keras.layers.Dense(2, dtype="mixed_bfloat16")
+    >>> config = with_dtype_policy(keras.saving.serialize_keras_object(layer), "float32")
+    >>> keras.saving.deserialize_keras_object(config).dtype_policy.name
+    'float32'
+    """
+    if isinstance(config, list):
+        return [with_dtype_policy(item, dtype_policy) for item in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+        return {**config, "config": {**config["config"], "name": dtype_policy}}
+    return {key: with_dtype_policy(value, dtype_policy) for key, value in config.items()}
 
 
 def serialize_encoder(encoder):

@@ -22,6 +22,7 @@ TensorFlow is imported only to write the SavedModel (also from JAX, through Kera
 `jax2tf` export).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,12 +35,13 @@ from keras_barlow._io import sha256_file
 from keras_barlow.export import card as cards
 from keras_barlow.export import directories
 from keras_barlow.export.layout import CARD_FILE, ENCODER_FILE, PRESET_DIR, SAVED_MODEL_DIR, SERVING_ENDPOINT
-from keras_barlow.export.preset import write_preset
+from keras_barlow.export.preset import loading_instructions, preset_needs_keras_barlow, write_preset
 from keras_barlow.export.pretrained import PIXEL_SCALE, with_pretraining_preprocessing
-from keras_barlow.models.barlow_twins import FeaturePooling, unsynchronized_batchnorm
+from keras_barlow.layers.feature_pooling import FeaturePooling
+from keras_barlow.layers.projector import unsynchronized_batchnorm
 
 
-def export_encoder(model_or_encoder, directory, *, metadata=None):
+def export_encoder(model_or_encoder, directory, *, metadata=None, dtype_policy="float32"):
     """Writes `encoder.keras`, `saved_model/`, `keras_hub_preset/` and `model_card.json`, atomically.
 
     Args:
@@ -61,6 +63,11 @@ def export_encoder(model_or_encoder, directory, *, metadata=None):
             `pretraining` and `augmentation_config`. Other JSON-serialisable keys go to
             `extra`.
 
+        dtype_policy: the dtype policy of every exported layer: by default `"float32"`, so
+            an encoder trained under `mixed_bfloat16` / `mixed_float16` serves float32
+            features and loads computing in float32; None keeps the training policy. The
+            model card records both (`architecture.dtype_policy`).
+
     Returns:
         The absolute path of the export.
 
@@ -77,10 +84,33 @@ def export_encoder(model_or_encoder, directory, *, metadata=None):
     preprocessing = cards.preprocessing_from_metadata(metadata)
     pooling = pretraining.get("pooling", "auto")
     card = cards.build_card(encoder, pretraining, metadata, image_shape, preprocessing)
-    exported = with_pretraining_preprocessing(
-        encoder,
-        {**preprocessing, "max_pixel_value": PIXEL_SCALE, "image_size": image_shape[:2]},
-    )
+    trained_policy = encoder.dtype_policy.name
+    with _global_dtype_policy(dtype_policy or trained_policy):  # the serving model's own layers too
+        exported = with_pretraining_preprocessing(
+            encoder,
+            {**preprocessing, "max_pixel_value": PIXEL_SCALE, "image_size": image_shape[:2]},
+            dtype_policy=dtype_policy,
+        )
+        card["architecture"]["dtype_policy"] = {
+            "trained": trained_policy,
+            "exported": exported.dtype_policy.name,
+            "compute_dtype": exported.dtype_policy.compute_dtype,
+        }
+        _write_export(exported, directory, card, image_shape, preprocessing, pooling)
+    return os.path.abspath(os.fspath(directory))
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(name):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _write_export(exported, directory, card, image_shape, preprocessing, pooling):
     card["architecture"]["exported_class"] = keras.saving.get_registered_name(type(exported))
 
     directory = os.path.abspath(os.fspath(directory))
@@ -94,15 +124,18 @@ def export_encoder(model_or_encoder, directory, *, metadata=None):
         write_saved_model(
             exported, os.path.join(staging, SAVED_MODEL_DIR), image_shape, preprocessing, pooling
         )
+        needs_keras_barlow = preset_needs_keras_barlow(os.path.join(staging, PRESET_DIR))
         card["files"] = {
             ENCODER_FILE: _file_record(keras_path),
-            SAVED_MODEL_DIR: serving_signature(image_shape, card["architecture"]["feature_dim"]),
+            SAVED_MODEL_DIR: serving_signature(
+                image_shape, card["architecture"]["feature_dim"], exported.dtype_policy.compute_dtype
+            ),
             PRESET_DIR: {
                 "files": {
                     name: _file_record(os.path.join(staging, PRESET_DIR, name)) for name in preset_files
                 },
-                "load": "import keras_barlow; keras_hub.models.Backbone.from_preset(path) or "
-                "keras_hub.models.ImageClassifier.from_preset(path, num_classes=...) (raw 0-255 RGB)",
+                "needs_keras_barlow": needs_keras_barlow,
+                "load": loading_instructions(needs_keras_barlow),
             },
         }
         with open(os.path.join(staging, CARD_FILE), "w") as f:
@@ -113,7 +146,6 @@ def export_encoder(model_or_encoder, directory, *, metadata=None):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return directory
 
 
 def save_keras(encoder, path):
@@ -158,12 +190,12 @@ def write_saved_model(encoder, path, image_shape, preprocessing, pooling="auto")
         archive.write_out(path, verbose=False)
 
 
-def serving_signature(image_shape, feature_dim):
+def serving_signature(image_shape, feature_dim, features_dtype="float32"):
     """The SavedModel's signature as recorded in the model card."""
     return {
         "signature": SERVING_ENDPOINT,
         "inputs": {"images": {"dtype": "float32", "shape": [None, *image_shape], "range": "RGB in [0, 1]"}},
-        "outputs": {"features": {"dtype": "float32", "shape": [None, feature_dim]}},
+        "outputs": {"features": {"dtype": features_dtype, "shape": [None, feature_dim]}},
         "normalization": "applied inside: (images - mean) / std with the card's preprocessing",
         "load": f"tf.saved_model.load(path).signatures['{SERVING_ENDPOINT}'](images=x)['features'] or "
         f"keras.layers.TFSMLayer(path, call_endpoint='{SERVING_ENDPOINT}')",

@@ -127,6 +127,7 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         if not self.encoder.built:
             self.encoder.build(input_shape)
         feature_shape = self.encoder.compute_output_shape(input_shape)
+        _check_single_output(self.encoder, feature_shape)
         features = self.pooling.compute_output_shape(feature_shape)
         if features[-1] is None:
             raise ValueError(
@@ -304,3 +305,20 @@ def _check_loss_weight(name, value, *, allow_zero, hint):
         valid_range = "a finite number ≥ 0" if allow_zero else "a finite number > 0"
         raise ValueError(f"BarlowTwins {name} must be {valid_range}, got {value!r}; {hint}")
     return float(value)
+
+
+def _check_single_output(encoder, output_shape):
+    # A dict or list of outputs would fail deep in pooling ("KeyError: 0", "int() ... 'tuple'").
+    if isinstance(output_shape, dict):
+        pick, structure = (
+            f"encoder.output[{next(iter(output_shape))!r}]",
+            f"a dict with keys {sorted(output_shape)}",
+        )
+    elif isinstance(output_shape, (list, tuple)) and any(isinstance(s, (list, tuple)) for s in output_shape):
+        pick, structure = "encoder.outputs[-1]", f"a list of {len(output_shape)} outputs"
+    else:
+        return
+    raise ValueError(
+        f"the encoder {encoder.name!r} returns {structure}; BarlowTwins needs an encoder that returns one "
+        f"tensor (the representation). Pick one output, e.g. keras.Model(encoder.inputs, {pick})"
+    )

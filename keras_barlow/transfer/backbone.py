@@ -20,10 +20,74 @@ import numpy as np
 
 from keras_barlow import _compat
 from keras_barlow.backbones.normalization import check_mean_std, check_unit_scale_statistics
-from keras_barlow.models.barlow_twins import unsynchronized_batchnorm
+from keras_barlow.layers.projector import unsynchronized_batchnorm
 from keras_barlow.models.view_pairs import encoder_of
 
 PYRAMID_LEVELS = ("P2", "P3", "P4", "P5")
+PYRAMID_STRIDE = 32  # of P5, the deepest level every head uses
+
+
+def _nearest_valid_sizes(size):
+    below = size // PYRAMID_STRIDE * PYRAMID_STRIDE
+    return " or ".join(str(s) for s in (below, below + PYRAMID_STRIDE) if s > 0)
+
+
+def check_task_image_shape(image_shape):
+    """Refuses image sizes the detection and segmentation heads cannot take.
+
+    Their deepest level `P5` is 32× smaller than the image and the heads add or concatenate
+    levels upsampled 2× from it, so a height or width that is not a multiple of 32 builds
+    but fails at `predict` ("Dimensions must be equal", a `Concatenate` mismatch).
+
+    Args:
+        image_shape: `(height, width, channels)`; `None` sizes are checked when called.
+
+    Returns:
+        `image_shape` as a tuple.
+
+    Example:
+    ```python
+    check_task_image_shape((100, 128, 3))  # ValueError: height 100 is not a multiple of 32; ... 96 or 128
+    ```
+    """
+    try:
+        shape = tuple(image_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3:
+        raise ValueError(f"image_shape must be (height, width, 3), got {image_shape!r}")
+    for name, size in zip(("height", "width"), shape[:2]):
+        if size is None:
+            continue
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"image_shape {name} must be a positive integer or None, got {size!r}")
+        if size % PYRAMID_STRIDE:
+            raise ValueError(
+                f"image_shape {shape}: {name} {size} is not a multiple of 32, which the detection and "
+                "segmentation heads need (their deepest level is 32× smaller); resize or pad to "
+                f"{_nearest_valid_sizes(int(size))}"
+            )
+    return shape
+
+
+@keras.saving.register_keras_serializable(package="keras_barlow")
+class ImageSizeCheck(keras.layers.Layer):
+    """Passes images through; refuses, when called, sizes the detection/segmentation heads cannot take.
+
+    With `image_shape=(None, None, 3)` a task model builds for any size, and a size that is
+    not a multiple of 32 would fail deep inside the heads ("Dimensions must be equal");
+    this layer raises `check_task_image_shape`'s error instead, at the first call.
+
+    Args:
+        **kwargs: `keras.layers.Layer` arguments.
+    """
+
+    def call(self, images):
+        check_task_image_shape(tuple(images.shape[1:]))
+        return images
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 @keras.saving.register_keras_serializable(package="keras_barlow")
@@ -49,6 +113,9 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
             uint8-style pixels, 1.0 for `[0, 1]` floats).
         image_shape: input shape; `None` sizes accept any size (multiples of 32 for
             the detection and segmentation heads).
+        size_multiple: `32` to refuse, at build time and at the first call, image sizes
+            that are not multiples of 32 (what the detection and segmentation heads need);
+            `None` to accept any size.
         **kwargs: `keras_hub.models.Backbone` arguments (`name`, `dtype`, `trainable`).
 
     Example:
@@ -61,7 +128,15 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
     """
 
     def __init__(
-        self, encoder, mean, std, max_pixel_value=255.0, image_shape=(None, None, 3), dtype=None, **kwargs
+        self,
+        encoder,
+        mean,
+        std,
+        max_pixel_value=255.0,
+        image_shape=(None, None, 3),
+        size_multiple=None,
+        dtype=None,
+        **kwargs,
     ):
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
@@ -72,15 +147,20 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
         image_shape = tuple(image_shape)
         if len(image_shape) != 3 or image_shape[-1] != 3:
             raise ValueError(f"image_shape must be (height, width, 3), got {image_shape}")
+        if size_multiple not in (None, PYRAMID_STRIDE):
+            raise ValueError(f"size_multiple must be None or {PYRAMID_STRIDE}, got {size_multiple!r}")
+        if size_multiple:
+            check_task_image_shape(image_shape)
         encoder = _encoder_for_shape(encoder, image_shape)
         levels = _pyramid_of(encoder)
 
         inputs = keras.layers.Input(image_shape, name="images")
+        x = ImageSizeCheck(name="image_size_check")(inputs) if size_multiple else inputs
         x = keras.layers.Rescaling(
             scale=[1.0 / (max_pixel_value * s) for s in std],
             offset=[-m / s for m, s in zip(mean, std)],
             name="pretraining_normalization",
-        )(inputs)
+        )(x)
         features = keras.Model(encoder.inputs, levels, name="encoder_pyramid")(x)
         pyramid = {}
         for level in PYRAMID_LEVELS:
@@ -101,6 +181,7 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
         self.std = std
         self.max_pixel_value = max_pixel_value
         self.image_shape = image_shape
+        self.size_multiple = size_multiple
         self.pyramid_outputs = pyramid
 
     @property
@@ -119,6 +200,7 @@ class TransferBackbone(keras_hub.models.FeaturePyramidBackbone):
                 "std": list(self.std),
                 "max_pixel_value": self.max_pixel_value,
                 "image_shape": list(self.image_shape),
+                "size_multiple": self.size_multiple,
             }
         )
         return config
@@ -152,17 +234,18 @@ def _pyramid_of(encoder):
 
 
 def _encoder_for_shape(encoder, image_shape):
-    """The encoder itself if it accepts `image_shape`, else a copy built for it (same weights)."""
+    """The encoder itself if it accepts `image_shape`, else a copy built for it (same weights).
+
+    An encoder built for one size (e.g. an export's pretraining size) is rebuilt from its
+    config at `image_shape`, `None` sizes included, so a task accepts any image size.
+    """
     if not isinstance(encoder, keras.Model) or not encoder.inputs:
         raise ValueError(
             "encoder must be a functional Keras backbone (e.g. keras_barlow.resnet(...)), "
             f"got {type(encoder).__name__}"
         )
     declared = tuple(encoder.inputs[0].shape[1:])
-    if (
-        all(d is None or w is None or d == w for d, w in zip(declared, image_shape))
-        and declared[-1] == image_shape[-1]
-    ):
+    if all(d is None or d == w for d, w in zip(declared, image_shape)):
         return encoder
     config = encoder.get_config()
     if "image_shape" not in config:
@@ -251,7 +334,13 @@ def _mean_std(spec):
 
 
 def transfer_backbone(
-    encoder, *, preprocessing=None, freeze_encoder=False, max_pixel_value=255.0, image_shape=(None, None, 3)
+    encoder,
+    *,
+    preprocessing=None,
+    freeze_encoder=False,
+    max_pixel_value=255.0,
+    image_shape=(None, None, 3),
+    size_multiple=None,
 ):
     """A `TransferBackbone` for an export directory or encoder (see `resolve_encoder`).
 
@@ -262,6 +351,7 @@ def transfer_backbone(
             inference mode); the heads still train.
         max_pixel_value: value of a white pixel in your images (255 or 1.0).
         image_shape: input shape of the detector/segmenter.
+        size_multiple: see `TransferBackbone`.
 
     Returns:
         A `TransferBackbone`.
@@ -271,5 +361,10 @@ def transfer_backbone(
     if freeze_encoder:
         encoder.trainable = False
     return TransferBackbone(
-        encoder, mean=spec["mean"], std=spec["std"], max_pixel_value=max_pixel_value, image_shape=image_shape
+        encoder,
+        mean=spec["mean"],
+        std=spec["std"],
+        max_pixel_value=max_pixel_value,
+        image_shape=image_shape,
+        size_multiple=size_multiple,
     )

@@ -20,11 +20,10 @@ import keras_hub
 import numpy as np
 
 from keras_barlow import _compat
-from keras_barlow.transfer.backbone import transfer_backbone
+from keras_barlow.transfer.backbone import PYRAMID_STRIDE, check_task_image_shape, transfer_backbone
 
 LIBRARIES = ("keras_cv", "keras_hub")
 DETECTOR_KINDS = ("retinanet", "yolov8")
-PYRAMID_STRIDE = 32  # of P5, the deepest level every head uses
 # The box formats KerasCV and KerasHub both convert (`bounding_box.convert_format`).
 BOUNDING_BOX_FORMATS = (
     "xywh",
@@ -49,49 +48,6 @@ def _check_num_classes(num_classes):
     return int(num_classes)
 
 
-def _nearest_valid_sizes(size):
-    below = size // PYRAMID_STRIDE * PYRAMID_STRIDE
-    return " or ".join(str(s) for s in (below, below + PYRAMID_STRIDE) if s > 0)
-
-
-def check_task_image_shape(image_shape):
-    """Refuses image sizes the detection and segmentation heads cannot take.
-
-    Their deepest level `P5` is 32× smaller than the image and the heads add or concatenate
-    levels upsampled 2× from it, so a height or width that is not a multiple of 32 builds
-    but fails at `predict` ("Dimensions must be equal", a `Concatenate` mismatch).
-
-    Args:
-        image_shape: `(height, width, channels)`; `None` sizes are checked when called.
-
-    Returns:
-        `image_shape` as a tuple.
-
-    Example:
-    ```python
-    check_task_image_shape((100, 128, 3))  # ValueError: height 100 is not a multiple of 32; ... 96 or 128
-    ```
-    """
-    try:
-        shape = tuple(image_shape)
-    except TypeError:
-        shape = ()
-    if len(shape) != 3:
-        raise ValueError(f"image_shape must be (height, width, 3), got {image_shape!r}")
-    for name, size in zip(("height", "width"), shape[:2]):
-        if size is None:
-            continue
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"image_shape {name} must be a positive integer or None, got {size!r}")
-        if size % PYRAMID_STRIDE:
-            raise ValueError(
-                f"image_shape {shape}: {name} {size} is not a multiple of 32, which the detection and "
-                "segmentation heads need (their deepest level is 32× smaller); resize or pad to "
-                f"{_nearest_valid_sizes(int(size))}"
-            )
-    return shape
-
-
 def _task_backbone(encoder, preprocessing, freeze_encoder, max_pixel_value, image_shape):
     """The `TransferBackbone` under a detector or a segmenter (see `transfer_backbone`)."""
     image_shape = check_task_image_shape(image_shape)
@@ -101,6 +57,7 @@ def _task_backbone(encoder, preprocessing, freeze_encoder, max_pixel_value, imag
         freeze_encoder=freeze_encoder,
         max_pixel_value=max_pixel_value,
         image_shape=image_shape,
+        size_multiple=PYRAMID_STRIDE,
     )
 
 
