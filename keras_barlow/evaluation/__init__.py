@@ -7,6 +7,8 @@
 - `subsets` / `few_shot`: class-balanced subsets, k-shot probes and fine-tuning as
   mean ± std over seeds;
 - `finetune` / `fine_tune_sgd`: semi-supervised fine-tuning and its two-rate SGD;
+- `semi_supervised`: fine-tuning on 1 % / 10 % of the labels against training from scratch
+  and a pixel probe on the same subsets (`compare_semi_supervised`);
 - `figures`: the t-SNE map of the test features and the training curves, as PNG files;
 - `representation`: the whole protocol in one JSON-able record (`evaluate_representation`).
 
@@ -78,6 +80,7 @@ from keras_barlow.evaluation.representation import (
     random_init_copy,
     summary_row,
 )
+from keras_barlow.evaluation.semi_supervised import compare_semi_supervised
 from keras_barlow.evaluation.subsets import balanced_subset, stratified_split
 
 __all__ = [
@@ -107,6 +110,7 @@ __all__ = [
     "augmented_features",
     "balanced_subset",
     "class_scores",
+    "compare_semi_supervised",
     "count_classes",
     "crop_flip_augmentation",
     "embedding_figure",
