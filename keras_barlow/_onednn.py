@@ -4,9 +4,7 @@ TensorFlow 2.21 on Linux x86 enables its oneDNN kernels by default only on CPUs 
 neural-network instructions (AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX; TensorFlow's
 `DefaultOneDnnPolicy` in `tensorflow/core/util/port.cc`). Elsewhere — e.g. an AMD EPYC with
 AVX2/FMA only — the fallback `Conv2DBackpropInput` kernel is pathologically slow for many
-channels at small spatial sizes. Measured on 2 such EPYC cores (TF 2.21): ResNet-18
-forward+backward on 256 images of 32 px took 8.7 s with oneDNN off and 1.09 s with
-`TF_ENABLE_ONEDNN_OPTS=1` (PyTorch 2.14: 1.47 s).
+channels at small spatial sizes (the documentation's Performance page gives the figures).
 
 TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported. So this module must
 run before anything imports TensorFlow (and before `keras`, which imports it on the

@@ -1,7 +1,8 @@
 """Benchmark: training throughput, Keras overhead, input pipeline, memory, and PyTorch side by side.
 
 Measures on synthetic data (two *distinct* views), after warm-up, the median over
-`--repeats` blocks of `--steps` steps each:
+`--repeats` blocks of `--steps` steps each, every measurement in a process of its own
+backend (the driver imports no framework):
 
 - `fit`: `BarlowTwins.fit` on a constant synthetic batch;
 - `step`: the model's own `train_step` in a plain `tf.function` loop (no `fit`);
@@ -13,17 +14,27 @@ Measures on synthetic data (two *distinct* views), after warm-up, the median ove
   alone, and the encoder's forward + backward, per backend (where JAX's CPU step loses);
 - `pytorch` (`--compare pytorch`): the same configuration in PyTorch + torchvision (same
   ResNet stem and width, projector, the official loss with `BatchNorm1d(affine=False)`,
-  optimizer and views), timed in the same process, interleaved block by block with ours.
+  optimizer and views) in a process of its own that never imports TensorFlow, with
+  PyTorch's best settings (`channels_last`; `torch.autocast` in bfloat16 / float16). Our
+  process and PyTorch's warm up one after the other, then time one block each in turns
+  (ours, PyTorch, ours, ...), so that they never run at once and both see the same load.
+
+`--precision float32|bfloat16|float16` applies to both sides: ours through the Keras dtype
+policy (`mixed_bfloat16`, `mixed_float16`), PyTorch through `torch.autocast`; on both the
+cross-correlation matrix and the loss stay float32. float16 needs a GPU.
 
 Every training row also shows the step's FLOP rate — FLOPs counted from the model's
-convolution and dense layers, backward = 2 × forward — and its share of the fp32 2048³
-matmul rate measured in the same run. The harness lives in `benchmarking`.
+convolution and dense layers, backward = 2 × forward — and its share of the 2048³ matmul
+rate in the same precision measured in the same run (the fastest framework's), i.e. of the
+machine's peak for that precision. The report names the CPU and whether it has AVX2,
+AVX-512, AVX512_BF16 and AMX-BF16. The harness lives in `benchmarking`, beside this file.
 
 Usage:
     python recipes/benchmark.py --preset resnet18-32 --json runs/bench.json
     python recipes/benchmark.py --compare pytorch --optimizer sgd --no-small-images
-    python recipes/benchmark.py --preset resnet50-224 --batch-size 16 --projector 2048,2048,2048 \
-        --compare pytorch
+    python recipes/benchmark.py --compare pytorch --precision bfloat16 --optimizer sgd --no-small-images
+    python recipes/benchmark.py --preset resnet50-224 --batch-size 16 --projector 2048,2048,2048 \\
+        --compare pytorch --precision bfloat16
     python recipes/benchmark.py --backend both --measure fit
     python recipes/benchmark.py --breakdown --no-small-images   # each part of a step timed alone
     python recipes/benchmark.py --profile --no-small-images     # TensorFlow profiler: op time per part
@@ -84,7 +95,8 @@ def parse_args(argv=None):
         default=None,
         help=f"comma list of {', '.join(MEASURES)} (default: {','.join(DEFAULT_MEASURES)})",
     )
-    add("--compare", choices=("pytorch",), help="also time the same step in PyTorch, interleaved")
+    add("--compare", choices=("pytorch",),
+        help="also time the same step in PyTorch, in its own process, blocks in turns with ours")  # fmt: skip
     add("--depth", type=int, choices=(0, 18, 34, 50, 101, 152), help="ResNet depth; 0: a two-layer convnet")
     add("--width", type=int, help="ResNet width (64 = standard)")
     add("--image-size", type=int)
@@ -99,11 +111,20 @@ def parse_args(argv=None):
     add("--steps-per-execution", type=int, default=1)
     add("--tf-threads", type=_parse_threads, metavar="INTER,INTRA",
         help="TensorFlow inter-/intra-op threads (tf.config.threading; 0 = TensorFlow's choice)")  # fmt: skip
-    add("--dtype-policy", default=None, help="e.g. mixed_bfloat16 (default: float32)")
+    add("--precision", choices=("float32", "bfloat16", "float16"),
+        help="arithmetic of both sides: ours via the Keras dtype policy (float32, mixed_bfloat16, "
+             "mixed_float16), PyTorch via torch.autocast; the matmul reference in it too "
+             "(default: float32; float16 needs a GPU)")  # fmt: skip
+    add("--dtype-policy", default=None,
+        help="our Keras dtype policy, e.g. mixed_bfloat16 (default: the one of --precision)")  # fmt: skip
     add("--steps", type=int, help="steps per timed block")
     add("--repeats", type=int, help="timed blocks (the median is reported)")
     add("--warmup", type=int, help="calls discarded first (tracing, compilation)")
-    add("--matmul-size", type=int, help="side of the fp32 matmul whose rate is the reference peak (2048)")
+    add("--matmul-size", type=int,
+        help="side of the matmul (run's precision) whose rate is the reference peak (2048)")  # fmt: skip
+    add("--pytorch-threads", type=int, help="PyTorch's intra-op threads (default: PyTorch's choice)")
+    add("--pytorch-channels-last", action=argparse.BooleanOptionalAction, default=True,
+        help="PyTorch's encoder and views in the channels_last memory format (fastest on CPUs)")  # fmt: skip
     add("--breakdown", action="store_true", help="time each part of one TensorFlow step alone instead")
     add("--profile", action="store_true",
         help="profile --steps TensorFlow steps (tf.profiler); op time per part of the step")  # fmt: skip
@@ -117,6 +138,8 @@ def parse_args(argv=None):
     add("--json", dest="json_path", help="write the results here")
     add("--block-tensorflow", action="store_true", help=argparse.SUPPRESS)
     add("--worker", help=argparse.SUPPRESS)
+    # MODULE:NAME of another runner class for the PyTorch process (a stand-in, in tests).
+    add("--pytorch-runner", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.preset = "smoke"
@@ -153,14 +176,24 @@ def build_spec(args):
         raise SystemExit(
             f"--steps ({spec['steps']}) must be a positive multiple of --steps-per-execution ({spe})"
         )
+    from benchmarking import precision
+
+    try:
+        spec["precision"], spec["dtype_policy"] = precision.resolve(args.precision, args.dtype_policy)
+        precision.check_device(spec["precision"], gpu=precision.gpu_visible())
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    if args.pytorch_threads is not None and args.pytorch_threads < 1:
+        raise SystemExit(f"--pytorch-threads must be at least 1, got {args.pytorch_threads}")
     spec.update(
         optimizer=args.optimizer,
         jit_compile=args.jit_compile,
         steps_per_execution=spe,
-        dtype_policy=args.dtype_policy,
         tf_threads=args.tf_threads,
         source_images=4 * spec["batch_size"],
         matmul_size=args.matmul_size or (256 if args.preset == "smoke" else 2048),
+        pytorch_threads=args.pytorch_threads,
+        pytorch_channels_last=args.pytorch_channels_last,
     )
     default = COMPARE_MEASURES if args.compare else DEFAULT_MEASURES
     measures = tuple(args.measure.split(",")) if args.measure else default
@@ -168,14 +201,23 @@ def build_spec(args):
     if unknown:
         raise SystemExit(f"unknown --measure {unknown}; choose from {', '.join(MEASURES)}")
     if args.compare:
-        missing = [name for name in ("torch", "torchvision") if importlib.util.find_spec(name) is None]
-        if missing:
-            from benchmarking.pytorch_reference import INSTALL_HINT
+        if args.pytorch_runner is None:  # the torchvision reference
+            if spec["depth"] == 0 or spec["width"] != 64:
+                raise SystemExit(
+                    "--compare pytorch needs a torchvision ResNet: --depth 18/34/50/101/152, --width 64"
+                )
+            missing = [name for name in ("torch", "torchvision") if importlib.util.find_spec(name) is None]
+            if missing:
+                from benchmarking.pytorch_reference import INSTALL_HINT
 
-            raise SystemExit(INSTALL_HINT)
-        if spec["depth"] == 0 or spec["width"] != 64:
+                raise SystemExit(INSTALL_HINT)
+        if not [m for m in measures if m != "pipeline"]:
             raise SystemExit(
-                "--compare pytorch needs a torchvision ResNet: --depth 18/34/50/101/152, --width 64"
+                "--compare pytorch compares a training measure (e.g. --measure fit) with PyTorch's"
+            )
+        if args.versus_env:
+            raise SystemExit(
+                "--versus-env compares our measures in two environments; run --compare pytorch on its own"
             )
         measures += ("pytorch",)
     spec["measures"] = list(measures)
@@ -194,15 +236,13 @@ def _versus_env(args, spec, backends):
     except ValueError as error:
         raise SystemExit(f"--versus-env: {error}") from None
     if args.measure is None:
-        spec["measures"] = [m for m in spec["measures"] if m in ("fit", "pytorch")]
+        spec["measures"] = [m for m in spec["measures"] if m == "fit"]
     if len(backends) != 1 or "pipeline" in spec["measures"]:
         raise SystemExit(
             "--versus-env compares training measures (default: fit) on one --backend, "
             f"got --backend {args.backend} and --measure {','.join(spec['measures'])}"
         )
-    comparison = interleave_environments(
-        __file__, spec, backends[0], overrides, log=lambda line: print(line, file=sys.stderr, flush=True)
-    )
+    comparison = interleave_environments(__file__, spec, backends[0], overrides, log=_log)
     print(format_comparison(comparison))
     if args.json_path:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
@@ -212,16 +252,82 @@ def _versus_env(args, spec, backends):
     return comparison
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.worker:
-        if args.block_tensorflow:
-            _block_tensorflow()
-        from benchmarking.worker import worker_main
+def _log(line):
+    print(line, file=sys.stderr, flush=True)
 
-        worker_main(args.worker)
-        return None
-    from benchmarking import report, timing, worker
+
+def _log_block(spec):
+    def log(repeat, label, block):
+        for measure, seconds in block["blocks"].items():
+            _log(f"[block {repeat}, {label}] {measure}: {sum(seconds) / spec['steps']:.4f} s/step")
+
+    return log
+
+
+def _machine():
+    from benchmarking import precision, timing
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu": timing.cpu_description(),
+        "gpu_visible": precision.gpu_visible(),
+    }
+
+
+def _measure(args, spec, backends):
+    """Runs the measurements of every backend; returns the merged results and what they ran on."""
+    from benchmarking import compare, timing, worker
+
+    results, versions, rates, step_flops, schedules = [], {}, {}, None, {}
+    for backend in backends:
+        measures = [m for m in spec["measures"] if backend == "tensorflow" or m in JAX_MEASURES]
+        skipped = [m for m in spec["measures"] if m not in measures]
+        if skipped:
+            _log(f"[{backend}] skipping {', '.join(skipped)} (TensorFlow-only measurements)")
+        ours = [m for m in measures if m != "pytorch"]
+        flags = ["--block-tensorflow"] if args.block_tensorflow else []
+        payloads = []
+        if args.compare:
+            training = [m for m in ours if m != "pipeline"]
+            groups = [[m] for m in training] if args.isolate else [training]
+            payload = compare.fair_comparison(
+                __file__, spec, backend, groups, flags, log=_log_block(spec), runner=args.pytorch_runner
+            )
+            schedules[backend] = payload["schedule"]
+            for label, label_versions in payload["versions"].items():
+                versions["pytorch" if label == "pytorch" else backend] = label_versions
+            payloads.append(payload)
+            groups = [["pipeline"]] if "pipeline" in ours else []
+        else:
+            groups = [[m] for m in ours] if args.isolate else [ours]
+        for group in groups:
+            if group:
+                payload = worker.spawn(__file__, {**spec, "measures": group}, backend, flags)
+                versions[backend] = payload["versions"]
+                payloads.append(payload)
+        for payload in payloads:
+            results += payload["results"]
+            rates.update(
+                {
+                    k if k == backend else f"{k} (paired with {backend})": v
+                    for k, v in payload["matmul_flops_per_s"].items()
+                }
+            )
+            step_flops = payload["step_flops"] or step_flops
+    for result in results:
+        who = "pytorch" if result.get("framework") == "pytorch" else result["backend"]
+        _log(
+            f"[{who}] {result['measure']}: {result['s_per_step']:.4f} s/step, "
+            f"{result['pairs_per_s']:.1f} pairs/s (load {timing.load_range(result['load1'])})"
+        )
+    return results, versions, rates, step_flops, schedules
+
+
+def _run(args, argv):
+    from benchmarking import report, worker
 
     spec = build_spec(args)
     if args.breakdown:
@@ -243,55 +349,18 @@ def main(argv=None):
     if args.conv_rates:
         from benchmarking.conv_rates import format_conv_rates
 
-        payloads = worker.conv_rate_rounds(
-            __file__,
-            spec,
-            backends,
-            spec["repeats"],
-            log=lambda line: print(line, file=sys.stderr, flush=True),
-        )
+        payloads = worker.conv_rate_rounds(__file__, spec, backends, spec["repeats"], log=_log)
         print(format_conv_rates({label: p["conv_rates"] for label, p in payloads.items()}))
         return payloads
-    results, versions, rates, step_flops = [], {}, {}, None
-    for backend in backends:
-        measures = [m for m in spec["measures"] if backend == "tensorflow" or m in JAX_MEASURES]
-        skipped = [m for m in spec["measures"] if m not in measures]
-        if skipped:
-            print(
-                f"[{backend}] skipping {', '.join(skipped)} (TensorFlow-only measurements)", file=sys.stderr
-            )
-        groups = [[m] for m in measures] if args.isolate else [measures]
-        for group in groups:
-            if not group:
-                continue
-            flags = ["--block-tensorflow"] if args.block_tensorflow else []
-            payload = worker.spawn(__file__, {**spec, "measures": group}, backend, flags)
-            results += payload["results"]
-            versions[backend] = payload["versions"]
-            rates.update(
-                {
-                    k if k == backend else f"{k} (in the {backend} run)": v
-                    for k, v in payload["matmul_flops_per_s"].items()
-                }
-            )
-            step_flops = payload["step_flops"] or step_flops
-            for result in payload["results"]:
-                print(
-                    f"[{backend}] {result['measure']}: {result['s_per_step']:.4f} s/step, "
-                    f"{result['pairs_per_s']:.1f} pairs/s (load {timing.load_range(result['load1'])})",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    results, versions, rates, step_flops, schedules = _measure(args, spec, backends)
+    machine = _machine()
     report_dict = {
         "spec": spec,
+        "precision": spec["precision"],
         "isolated": args.isolate,
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "cpu": timing.cpu_description(),
-        },
+        "separate_processes": bool(args.compare),
+        "schedule": schedules,
+        "machine": machine,
         "versions": versions,
         "results": results,
         "step_flops": step_flops,
@@ -300,11 +369,12 @@ def main(argv=None):
         "speed_vs_pytorch": report.speed_ratios(results),
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]) if argv is None else None,
     }
+    print(report.format_machine(machine))
     print(report.format_table(spec, results))
     if step_flops:
         print(f"step: {step_flops / 1e9:.1f} GFLOP (conv + dense layers, backward = 2 × forward)")
-    for name, value in rates.items():
-        print(f"fp32 matmul {spec['matmul_size']}³ ({name}): {value / 1e9:.0f} GFLOP/s")
+    for line in report.format_matmul_rates(rates, spec["precision"], spec["matmul_size"]):
+        print(line)
     for name, value in report_dict["overhead_vs_bare"].items():
         print(f"{name}: {100 * value:+.1f}%")
     block_ratios = report.block_ratios(results)
@@ -313,7 +383,7 @@ def main(argv=None):
         blocks = block_ratios[name]
         print(
             f"{name}: {value:.2f}× (> 1: ours faster; per block {min(blocks):.2f}–{max(blocks):.2f}, "
-            f"{len(blocks)} blocks)"
+            f"{len(blocks)} blocks, each process alone in its turn)"
         )
     if args.json_path:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
@@ -321,6 +391,25 @@ def main(argv=None):
             json.dump(report_dict, f, indent=2)
         print(f"wrote {args.json_path}")
     return report_dict
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        if args.block_tensorflow:
+            _block_tensorflow()
+        from benchmarking.worker import worker_main
+
+        worker_main(args.worker)
+        return None
+    from benchmarking.serving import WorkerError
+
+    try:
+        return _run(args, argv)
+    except WorkerError as error:
+        if error.refused:
+            raise SystemExit(str(error)) from None
+        raise
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
 """Rebuilds `savedmodels/digits` from the quick start's export, after checking its kNN accuracy.
 
-    python recipes/ship_digits_encoder.py                      # runs recipes/quickstart.py, ships its export
+    python recipes/ship_digits_encoder.py                      # runs the quick start, ships its export
     python recipes/ship_digits_encoder.py -- --epochs 50       # arguments after -- go to the quick start
     python recipes/ship_digits_encoder.py --export runs/quickstart/encoder   # ship an existing export
-    python recipes/ship_digits_encoder.py --reexport           # rewrite savedmodels/digits in today's
-                                                               # layout from its encoder.keras + card
+    python recipes/ship_digits_encoder.py --reexport           # rewrite savedmodels/digits in the
+                                                               # current layout from its encoder.keras + card
 
 The quick start records its evaluation in `model_card.json`; this script recomputes the kNN
 top-1 (`keras_barlow.evaluation.knn_accuracy` on the digits evaluation pipeline at the
 card's input size, train split as memory bank, test split as queries) from the exported
 files, refuses to ship if it differs, re-exports the encoder with `export_encoder` (so the
-artefact has today's layout: `encoder.keras` carrying its normalisation, `saved_model/`,
+artefact has the current layout: `encoder.keras` carrying its normalisation, `saved_model/`,
 `keras_hub_preset/`, `model_card.json`) keeping every recorded figure of the card, adds
 README.md, and swaps the directory in atomically (files already in the output directory that
 an export does not write, such as `cross_correlation.png`, are kept).
@@ -22,9 +22,7 @@ import json
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 KNN_TOLERANCE = 0.005  # accuracy points the reproduction may differ by (float summation order)
 
@@ -99,7 +97,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.reexport and args.export is not None:
         parser.error("--reexport rewrites --output from itself; do not combine it with --export")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before the package loads Keras
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # and TensorFlow, which reads it once
     import shutil
 
     from keras_barlow import export
@@ -108,18 +107,17 @@ def main(argv=None):
     if args.reexport:
         args.export = output
     elif args.export is None:
-        sys.path.insert(0, os.path.join(REPO, "recipes"))
-        import quickstart
+        from keras_barlow.cli import quickstart
 
         run_dir = os.path.join(REPO, "runs", "digits_artefact")
-        quickstart.main(["--output-dir", run_dir, *quickstart_args])
+        quickstart.main(["--output-dir", run_dir, *quickstart_args], command="python recipes/quickstart.py")
         args.export = os.path.join(run_dir, "encoder")
     card = export.read_model_card(args.export)
     encoder = export.load_encoder(args.export)
     knn = knn_on_digits(encoder, card)
     if abs(knn - recorded_knn(card)) > KNN_TOLERANCE:
         raise SystemExit(f"kNN top-1 {knn:.4f} does not reproduce the card's {recorded_knn(card):.4f}")
-    # Write the export in today's layout to a staging directory (with the README and the
+    # Write the export in the current layout to a staging directory (with the README and the
     # output's own extra files), then swap it in atomically.
     export.check_replaceable(output)
     staging = export.staging_directory(output)

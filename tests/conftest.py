@@ -1,5 +1,10 @@
-"""Shared test setup. The Keras backend comes from KERAS_BACKEND (default tensorflow);
-tests marked `tensorflow_only` are skipped in the JAX pass of the suite."""
+"""Shared test setup and fixtures. The Keras backend comes from KERAS_BACKEND (default
+tensorflow); tests marked `tensorflow_only` are skipped in the JAX pass of the suite.
+
+Fixtures for every test folder: `tiny_encoder` and `tiny_model` (the builders of
+`helpers.py`), and `encoder_dir`, one tiny encoder export read by the transfer and recipe
+tests.
+"""
 
 import os
 import sys
@@ -14,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras_barlow  # noqa: F401  (first: it switches oneDNN on before TensorFlow is imported)
 
 import keras  # isort: skip
+import helpers
 import pytest
 from helpers import REPO, run_python  # noqa: F401
 
@@ -32,3 +38,24 @@ def _seed():
     keras.utils.set_random_seed(0)
     yield
     keras.backend.clear_session(free_memory=False)  # gc.collect() after every test cost ~1.5 s each
+
+
+@pytest.fixture
+def tiny_encoder():
+    """`helpers.tiny_encoder`: the small Conv → BN → ReLU encoder most tests train."""
+    return helpers.tiny_encoder
+
+
+@pytest.fixture
+def tiny_model():
+    """`helpers.tiny_model`: a compiled `BarlowTwins` on a tiny encoder."""
+    return helpers.tiny_model
+
+
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory):
+    """A tiny random ResNet-18 (ImageNet stem, width 4) exported with ImageNet normalisation
+    (`keras_barlow.transfer.synthetic_shapes.export_tiny_encoder`), written once; read it only."""
+    from keras_barlow.transfer.synthetic_shapes import export_tiny_encoder
+
+    return export_tiny_encoder(tmp_path_factory.mktemp("transfer") / "encoder")

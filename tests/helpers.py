@@ -1,6 +1,8 @@
-"""Helpers shared by the tests: fresh-interpreter runs and the serialisation round trip.
+"""Helpers shared by the tests: fresh-interpreter runs, the serialisation round trip, the
+tiny encoder and model most tests train, and `relative_error`.
 
-Importable as `helpers` from any test (tests/conftest.py puts this folder on `sys.path`).
+Importable as `helpers` from any test (tests/conftest.py puts this folder on `sys.path`);
+`tests/conftest.py` also offers `tiny_encoder` and `tiny_model` as fixtures.
 """
 
 import json
@@ -26,6 +28,72 @@ def run_python(code, *, env=None, timeout=600):
             f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-6000:]}"
         )
     return result.stdout
+
+
+def relative_error(actual, expected):
+    """max |actual - expected| / max |expected|, in float64 (features can be large)."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30))
+
+
+def uniform_images(n=40, size=16, channels=3, dtype="float32", scale=1.0, offset=0.0):
+    """`n` random images, uniform in [offset, offset + scale), as `dtype` (NumPy seed 0)."""
+    rng = np.random.default_rng(0)
+    return (rng.random((n, size, size, channels)) * scale + offset).astype(dtype)
+
+
+def tiny_encoder(
+    image_size=8,
+    *,
+    channels=3,
+    filters=8,
+    batchnorm=True,
+    relu=True,
+    pooled=False,
+    seed=None,
+    name="tiny_encoder",
+):
+    """The tests' small functional encoder: a 3×3 "same" `Conv2D` → `BatchNormalization` →
+    ReLU, giving a `(batch, image_size, image_size, filters)` map that `BarlowTwins` pools.
+
+    Args:
+        image_size: height and width of the input.
+        channels: channels of the input.
+        filters: channels of the output (the feature size after pooling).
+        batchnorm: True: Keras' default `BatchNormalization`; a dict: its arguments (e.g.
+            `{"epsilon": 1e-5, "momentum": 0.9}`); False: none.
+        relu: end with a ReLU.
+        pooled: end with global average pooling: `(batch, filters)` features.
+        seed: `keras.utils.set_random_seed(seed)` first (None: the global state as it is).
+        name: the model's name.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    inputs = keras.Input((image_size, image_size, channels))
+    x = keras.layers.Conv2D(filters, 3, padding="same")(inputs)
+    if batchnorm:
+        x = keras.layers.BatchNormalization(**(batchnorm if isinstance(batchnorm, dict) else {}))(x)
+    if relu:
+        x = keras.layers.ReLU()(x)
+    if pooled:
+        x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def tiny_model(
+    encoder=None, *, projector_dims=(16, 16), optimizer=None, compile=True, compile_kwargs=None, **kwargs
+):
+    """A `BarlowTwins` on `encoder` (default `tiny_encoder()`), compiled with `optimizer`
+    (default `SGD(0.01)`) and `compile_kwargs` unless `compile=False`; `kwargs` go to
+    `BarlowTwins`."""
+    from keras_barlow import BarlowTwins
+
+    model = BarlowTwins(
+        tiny_encoder() if encoder is None else encoder, projector_dims=projector_dims, **kwargs
+    )
+    if compile:
+        model.compile(optimizer=optimizer or keras.optimizers.SGD(0.01), **(compile_kwargs or {}))
+    return model
 
 
 def as_json(config):

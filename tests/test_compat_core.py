@@ -7,6 +7,7 @@ message says which. The bug reproductions use plain Keras models, not `BarlowTwi
 import inspect
 import json
 import textwrap
+from unittest import mock
 
 import keras
 import pytest
@@ -126,6 +127,20 @@ def test_steps_per_execution_refusal_names_the_upstream_issue():
         _compat.check_steps_per_execution(strategy, 2)
     _compat.check_steps_per_execution(strategy, 1)
     _compat.check_steps_per_execution(tf.distribute.get_strategy(), 2)
+
+
+@pytest.mark.tensorflow_only
+def test_multi_worker_workaround_is_guarded(monkeypatch):
+    import tensorflow as tf
+
+    assert not _compat.needs_multi_worker_workaround(tf.distribute.get_strategy())
+    single_worker = tf.distribute.MultiWorkerMirroredStrategy()  # no TF_CONFIG: one worker
+    assert not _compat.needs_multi_worker_workaround(single_worker)
+    several = mock.Mock(spec=tf.distribute.MultiWorkerMirroredStrategy, num_replicas_in_sync=2)
+    several.extended.worker_devices = ["/job:worker/task:0/device:CPU:0"]
+    assert _compat.needs_multi_worker_workaround(several)
+    monkeypatch.setattr(keras, "version", lambda: "4.0.0")
+    assert not _compat.needs_multi_worker_workaround(several)  # outside the guarded versions
 
 
 def test_resnet_backbone_constructor_still_cannot_express_our_stem():

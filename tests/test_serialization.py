@@ -11,7 +11,7 @@ import pkgutil
 import keras
 import numpy as np
 import pytest
-from helpers import round_trip
+from helpers import round_trip, tiny_encoder
 
 import keras_barlow
 from keras_barlow import export
@@ -21,13 +21,6 @@ for _module in pkgutil.walk_packages(keras_barlow.__path__, "keras_barlow."):
         importlib.import_module(_module.name)
 
 REGISTERED = sorted(name for name in keras.saving.get_custom_objects() if name.startswith("keras_barlow>"))
-
-
-def tiny_encoder():
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    return keras.Model(inputs, x, name="tiny_encoder")
 
 
 def images(n=4):
@@ -64,7 +57,7 @@ def pretrained_classifier(encoder):
 FACTORIES = {
     "keras_barlow>BarlowTwins": (
         lambda: keras_barlow.BarlowTwins(
-            tiny_encoder(),
+            tiny_encoder(filters=4),
             projector_dims=(8, 6),
             lambd=0.01,
             scale_loss=0.5,
@@ -72,6 +65,10 @@ FACTORIES = {
             sync_batchnorm=False,
         ),
         images,
+    ),
+    "keras_barlow>ImageSizeCheck": (
+        lambda: keras_barlow.transfer.backbone.ImageSizeCheck(name="size_check"),
+        lambda: np.zeros((2, 32, 32, 3), "float32"),
     ),
     "keras_barlow>FeaturePooling": (
         lambda: keras_barlow.FeaturePooling("mean_tokens", name="pool"),
@@ -131,7 +128,7 @@ FACTORIES = {
         images,
     ),
     "keras_barlow>PretrainedEncoder": (
-        lambda: export.with_pretraining_preprocessing(tiny_encoder(), RECORD),
+        lambda: export.with_pretraining_preprocessing(tiny_encoder(filters=4), RECORD),
         images,
     ),
     "keras_barlow>PretrainedResNetImageClassifierPreprocessor": (
@@ -139,7 +136,9 @@ FACTORIES = {
         lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
     ),
     "keras_barlow>PretrainedEncoderImageClassifierPreprocessor": (
-        lambda: pretrained_preprocessor(export.with_pretraining_preprocessing(tiny_encoder(), RECORD)),
+        lambda: pretrained_preprocessor(
+            export.with_pretraining_preprocessing(tiny_encoder(filters=4), RECORD)
+        ),
         lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
     ),
     "keras_barlow>PretrainedResNetImageClassifier": (
@@ -147,7 +146,7 @@ FACTORIES = {
         lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
     ),
     "keras_barlow>PretrainedEncoderImageClassifier": (
-        lambda: pretrained_classifier(export.with_pretraining_preprocessing(tiny_encoder(), RECORD)),
+        lambda: pretrained_classifier(export.with_pretraining_preprocessing(tiny_encoder(filters=4), RECORD)),
         lambda: np.full((2, 8, 8, 3), 128.0, "float32"),
     ),
 }

@@ -96,7 +96,7 @@ def per_image(values):
 def luma(images):
     """(…, 3) → (…, 1) luma with torchvision's weights."""
     # Three slices, not reduce_sum over the size-3 channel axis: 4-20x faster on CPU
-    # (32x224x224x3: 9-46 ms vs 180-205 ms, same values; recipes/benchmark.py, issue #8).
+    # (32x224x224x3: 9-46 ms vs 180-205 ms, same values; recipes/benchmark.py).
     r, g, b = GRAY_WEIGHTS
     return images[..., 0:1] * r + images[..., 1:2] * g + images[..., 2:3] * b
 

@@ -14,9 +14,10 @@ class LinearProbeMonitor(keras.callbacks.Callback):
     over a labelled training and validation set; a converged L2-regularised logistic
     regression (`keras_barlow.evaluation.linear_probe`, `protocol="logistic"`) is fitted on
     the training features and scored on the validation ones. `linear_top1` and
-    `linear_top5` go into the epoch logs, so `History`, `CSVLogger`, `TensorBoard` and
-    `EarlyStopping` see them (place this callback before them), and with `log_dir` into
-    TensorBoard under `log_dir/monitors`.
+    `linear_top5` go into the logs of the epochs it runs at, so `History`, `CSVLogger`,
+    `TensorBoard` and `EarlyStopping` see them (place this callback before them), and with
+    `log_dir` into TensorBoard under `log_dir/monitors`. Like `KNNMonitor`, it logs nothing
+    at the other epochs: `History.history["linear_top1"]` holds one value per evaluation.
 
     The probe's cost is the features of both sets (one forward pass each) plus the
     logistic regression; a fixed `C` skips the choice of `C` on a split of the training
@@ -42,7 +43,7 @@ class LinearProbeMonitor(keras.callbacks.Callback):
     ```python
     monitor = LinearProbeMonitor((x_train, y_train), (x_val, y_val), every=10, C=100.0)
     history = model.fit(views, epochs=100, callbacks=[monitor])
-    history.history["linear_top1"]  # one value per epoch: the last evaluation's
+    monitor.history  # [(9, top1), (19, top1), ..., (99, top1)]: (epoch index, accuracy)
     ```
     """
 
@@ -70,32 +71,31 @@ class LinearProbeMonitor(keras.callbacks.Callback):
         self.preprocess = preprocess
         self.history = []
         self.seconds = []
-        self._last = None
         self._writer = ScalarWriter(log_dir, "monitors") if log_dir else None
 
     def on_epoch_end(self, epoch, logs=None):
-        if is_due(epoch, self.every, self.params):
-            from keras_barlow import evaluation
+        if not is_due(epoch, self.every, self.params):
+            return
+        from keras_barlow import evaluation
 
-            start = time.perf_counter()
-            result = evaluation.linear_probe(
-                self.model,
-                self.train_data,
-                self.validation_data,
-                protocol="logistic",
-                C=self.C,
-                Cs=None if self.C is not None else self.Cs,
-                batch_size=self.batch_size,
-                preprocess=self.preprocess,
-            )
-            self.seconds.append(time.perf_counter() - start)
-            self._last = {"linear_top1": result["top1"], "linear_top5": result["top5"]}
-            self.history.append((epoch, result["top1"]))
-            if self._writer is not None:
-                self._writer.write(epoch + 1, scalars=self._last)
-        # Every epoch carries the latest value, so CSVLogger's columns stay aligned.
-        if logs is not None and self._last is not None:
-            logs.update(self._last)
+        start = time.perf_counter()
+        result = evaluation.linear_probe(
+            self.model,
+            self.train_data,
+            self.validation_data,
+            protocol="logistic",
+            C=self.C,
+            Cs=None if self.C is not None else self.Cs,
+            batch_size=self.batch_size,
+            preprocess=self.preprocess,
+        )
+        self.seconds.append(time.perf_counter() - start)
+        scores = {"linear_top1": result["top1"], "linear_top5": result["top5"]}
+        self.history.append((epoch, result["top1"]))
+        if logs is not None:
+            logs.update(scores)
+        if self._writer is not None:
+            self._writer.write(epoch + 1, scalars=scores)
 
     def on_train_end(self, logs=None):
         if self._writer is not None:

@@ -1,9 +1,11 @@
-"""Command-line argument groups and run logic shared by the scripts in `recipes/`.
+"""The `keras-barlow` command and the logic of the scripts in `recipes/`.
 
-- `pretrain`: the pretraining recipes (arguments, smoke settings, `run`, linear evaluation).
-- `fine_tune`: the transfer recipes (detection and segmentation: shared arguments, the
-  fine-tune-and-report loop).
-
-Each recipe is argparse defaults plus calls into these modules, so that the logic is
-tested and documented once.
+- `main`: the command (`keras-barlow COMMAND ...`, also `python -m keras_barlow.cli`);
+- `quickstart`, `pretrain` (with `pretrain_arguments`), `evaluate`, `transfer`: each task's
+  arguments (`add_arguments`-style functions that fill the subcommand's parser and the
+  recipe's alike) and its run;
+- `benchmark`: runs the benchmark harness of a source checkout (`recipes/benchmark.py`);
+- `startup`: the Keras backend and TensorFlow's log level, settled before they load;
+- `run_lock`: one run per output directory;
+- `quickstart_card`: the README.md of a quick-start export.
 """

@@ -1,22 +1,8 @@
-"""The pretraining recipes' command line and run: `recipes/pretrain.py`, `cifar10_resnet18.py`
-and `imagenet_resnet50_tpu.py` are each a set of defaults over this module.
+"""`keras-barlow pretrain` and the pretraining recipes (`recipes/pretrain.py`,
+`cifar10_resnet18.py`, `imagenet_resnet50_tpu.py`: each a set of defaults over `main`).
 
-`run(args)` pretrains on any dataset, backbone, backend and hardware, resumably. It writes to
-`--output-dir`: `history.csv` (one row per epoch), `logs/` (TensorBoard),
-`checkpoints/epoch-NNNN.keras` (whole model with optimizer state, every
-`--checkpoint-every` epochs), `backup/` (the fault-tolerance backup, deleted at the end),
-`encoder/` (the exported encoder: `.keras`, SavedModel, model card) and `summary.json`.
-Run the same command again after a crash, a pre-emption or a `kill -9`: it resumes from
-the newest backup (weights, optimizer state and step).
-
-`--backend jax` selects Keras' JAX backend (it must be chosen before Keras is imported,
-which `run` does). `--hardware` picks the devices (`keras_barlow.distribute`): `auto`
-takes a TPU, else a multi-worker cluster named by `TF_CONFIG` (TensorFlow) or the
-`KERAS_DISTRIBUTION_*` variables (JAX), else all GPUs, else the CPU. `--batch-size` is the
-*global* batch, split over all replicas. `--smoke` runs the whole pipeline on
-scikit-learn's digits with a tiny network for 2 steps.
-
-Keras is not imported at module level: the backend is chosen by `select_backend` first.
+`run(args)` pretrains on any dataset, backbone, backend and hardware, resumably; `DESCRIPTION`
+says what it writes. Keras is not imported at module level: `select_backend` runs first.
 """
 
 import importlib.util
@@ -26,19 +12,79 @@ import os
 import sys
 import time
 
-from keras_barlow.cli.pretrain_arguments import (  # noqa: F401 (re-exported: the recipes' API)
-    BACKBONE_DEPTHS,
-    SMOKE,
-    build_parser,
-    non_negative_float,
-    parse,
-    parse_projector,
-    positive_float,
-    positive_int,
-    projector_sizes,
-)
+from keras_barlow.cli import startup
+from keras_barlow.cli.pretrain_arguments import BACKBONE_DEPTHS, SMOKE, build_parser, parse, parse_projector
 
 log = logging.getLogger(__name__)
+
+COMMAND = "keras-barlow pretrain"
+SUMMARY = "pretrain on any dataset, backbone, backend and hardware (resumable)"
+DESCRIPTION = """Barlow Twins pretraining: any dataset, backbone, backend and hardware, resumable.
+
+    {command} --dataset cifar10 --backbone resnet18 --small-images \\
+        --image-size 32 --epochs 1000 --batch-size 256 --output-dir runs/cifar10
+    {command} --smoke   # digits, a tiny network, 2 steps: checks the whole pipeline
+
+Writes to --output-dir: history.csv (one row per epoch), logs/ (TensorBoard),
+checkpoints/epoch-NNNN.keras (whole model with optimizer state, every --checkpoint-every
+epochs), backup/ (the fault-tolerance backup, deleted at the end), encoder/ (the exported
+encoder: .keras, SavedModel, model card) and summary.json. Run the same command again after a
+crash, a pre-emption or a kill -9: it resumes from the newest backup (weights, optimizer state
+and step). One run per output directory: a second one on it exits with an error naming the first.
+
+--backend picks Keras' backend. --hardware picks the devices: auto takes a TPU, else a
+multi-worker cluster named by TF_CONFIG (TensorFlow) or the KERAS_DISTRIBUTION_* variables
+(JAX), else all GPUs, else the CPU. --batch-size is the global batch, split over all replicas.
+"""
+
+
+def describe(command=COMMAND, description=DESCRIPTION):
+    """`description` with `{command}` replaced: the help text of a recipe or of the subcommand."""
+    return description.replace("{command}", command)
+
+
+def main(
+    argv=None,
+    *,
+    parser=None,
+    command=COMMAND,
+    description=None,
+    defaults=None,
+    smoke=None,
+    linear_epochs=None,
+):
+    """Parses a pretraining command line and runs it.
+
+    Args:
+        argv: the arguments (`None`: `sys.argv[1:]`; then, where Keras already runs on
+            another backend than `--backend`, the process starts again on it, see
+            `keras_barlow.cli.startup`).
+        parser: a parser filled by `pretrain_arguments.add_arguments` (default: a new one).
+        command: how the command is run (`"python recipes/pretrain.py"`), for the help text
+            and the model card.
+        description: the help text (default: `DESCRIPTION` for `command`).
+        defaults: the recipe's defaults over `pretrain_arguments.add_arguments`'.
+        smoke: the recipe's `--smoke` settings over `pretrain_arguments.SMOKE`.
+        linear_epochs: when set, adds `--linear-epochs` with this default and runs
+            `linear_evaluation` after pretraining.
+
+    Returns:
+        The run's summary (as written to `summary.json`).
+    """
+    if parser is None:
+        parser = build_parser(describe(command) if description is None else description, **(defaults or {}))
+    if linear_epochs is not None:
+        parser.add_argument(
+            "--linear-epochs", type=int, default=linear_epochs, help="linear evaluation epochs (0: skip)"
+        )
+    args = parse(argv, parser, smoke={**SMOKE, **(smoke or {})})
+    if argv is None:
+        startup.restart_if_needed(backend=args.backend)
+    args.invocation = startup.command_line(command, argv)
+    summary, model = run(args)
+    if linear_epochs is not None:
+        summary = linear_evaluation(args, model, summary)
+    return summary
 
 
 def select_backend(backend):
@@ -52,7 +98,6 @@ def select_backend(backend):
                 f"start a new process for --backend {backend}"
             )
     os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def run(args):
@@ -242,9 +287,7 @@ def _pretrain(args, hardware, out):
                 "training_data": args.dataset,
                 "batch_size": args.batch_size,
                 "history": history,
-                "recipe": " ".join(
-                    ["recipes/" + os.path.basename(sys.argv[0] or "pretrain.py")] + sys.argv[1:]
-                ),
+                "recipe": getattr(args, "invocation", None) or startup.command_line(COMMAND, None),
             },
         )
     if hardware.is_chief:

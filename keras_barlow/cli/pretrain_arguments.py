@@ -1,13 +1,13 @@
-"""The pretraining recipes' command line: flags checked as they are parsed, so that a bad
-value (`--projector abc`, `--epochs 0`, a negative size) is an argparse error before any data
-or model is built; the `--smoke` settings; `parse`.
-
-`keras_barlow.cli.pretrain` re-exports everything here.
+"""The command line of `keras-barlow pretrain` and the pretraining recipes: flags checked as
+they are parsed, so that a bad value (`--projector abc`, `--epochs 0`, a negative size) is an
+argparse error before any data or model is built; the `--smoke` settings; `parse`.
 """
 
 import argparse
 import math
 import os
+
+from keras_barlow.augment.config import PRESETS
 
 BACKBONE_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
 SMOKE = dict(
@@ -78,10 +78,10 @@ def parse_projector(text):
 
 
 def build_parser(description=None, **defaults):
-    """The pretraining recipes' arguments.
+    """The pretraining arguments in a new parser.
 
     Args:
-        description: the recipe's help text (its docstring; default: `keras_barlow.cli.pretrain`'s).
+        description: the help text (default: none).
         **defaults: the recipe's defaults, replacing these (e.g. the paper's settings).
 
     Returns:
@@ -90,6 +90,19 @@ def build_parser(description=None, **defaults):
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    return add_arguments(parser, **defaults)
+
+
+def add_arguments(parser, **defaults):
+    """Adds the pretraining arguments to `parser` (a new parser or a subcommand's).
+
+    Args:
+        parser: an `argparse.ArgumentParser`.
+        **defaults: the recipe's defaults, replacing these.
+
+    Returns:
+        `parser`.
+    """
     add = parser.add_argument
     add(
         "--dataset",
@@ -101,8 +114,9 @@ def build_parser(description=None, **defaults):
     add(
         "--preset",
         default=None,
-        choices=["imagenet", "cifar", "digits"],
-        help="augmentation preset (default: from --dataset)",
+        choices=sorted(PRESETS),
+        help="augmentation preset (default: from --dataset: digits, mnist5k, cifar for cifar*, "
+        "else imagenet)",
     )
     add("--image-size", type=positive_int, default=32)
     add("--backbone", default="resnet18", choices=sorted(BACKBONE_DEPTHS))
@@ -157,7 +171,7 @@ def build_parser(description=None, **defaults):
         type=positive_int,
         default=1,
         help="steps per compiled call (JAX, or one TF device; "
-        "Keras 3.15 fails with >1 under Mirrored strategies)",
+        "more than 1 fails under Mirrored strategies with Keras 3.15)",
     )
     add(
         "--run-eagerly",

@@ -1,5 +1,7 @@
-"""The quick start's model-card text: the evaluation table (few-shot with its spread), the
+"""The README.md of a quick-start export: the evaluation table (few-shot with its spread), the
 protocol, and the exact command that produced the export."""
+
+import os
 
 ENCODER_LABELS = {"barlow_twins": "Barlow Twins", "random_init": "same architecture, random init"}
 
@@ -36,7 +38,7 @@ def model_card_readme(metrics):
     protocol, and the exact command.
 
     Args:
-        metrics: the dict `main` returns (as in `metrics.json`).
+        metrics: the dict `keras_barlow.cli.quickstart.main` returns (as in `metrics.json`).
 
     Returns:
         Markdown text.
@@ -61,6 +63,17 @@ def model_card_readme(metrics):
         "`cross_correlation.png`: the cross-correlation matrix C of a fixed batch of views at the end "
         "of pretraining (blue −1, white 0, red +1).",
     ]
+    names = {os.path.basename(path) for path in metrics.get("pictures", ())}
+    if "training.png" in names:
+        lines.append(
+            "`training.png`: the loss, its on- and off-diagonal terms and the kNN / linear-probe monitors "
+            "over the epochs."
+        )
+    if "embedding.png" in names:
+        lines.append(
+            "`embedding.png`: a 2-D t-SNE of the test features of the Barlow Twins encoder, the same "
+            "architecture randomly initialised and the raw pixels, coloured by class."
+        )
     if metrics.get("evaluation"):
         lines += [
             "",

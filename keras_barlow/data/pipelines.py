@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_barlow import augment as aug
 from keras_barlow.augment.config import default_preset
 from keras_barlow.augment.seeds import INT32_MAX, derive_seed, epoch_seed, seed_stream, step_seeds
+from keras_barlow.data.folders import skip_undecodable, skip_undecodable_batches
 from keras_barlow.data.sources import AUTOTUNE, Source, parallel_map, resolve_source
 
 DEFAULT_SHUFFLE_BUFFER = 10_000
@@ -44,10 +45,15 @@ class _Head:
     pipeline: int  # input pipeline id
     seed: int
     shuffle_buffer: int  # 0: no shuffle
+    min_images: int = 1  # fewest images a pass must keep (undecodable files are dropped)
 
     @property
     def fixed_size(self):  # `elements` decodes these before batching
         return self.source.image_shape is not None
+
+    @property
+    def decodes_files(self):  # `_map_images` decodes files that may fail: `_batch` skips and counts them
+        return self.source.may_fail and not self.decoded
 
     def seeds(self, stream, epoch=None):
         seed = derive_seed(self.seed, self.pipeline, stream)
@@ -85,7 +91,7 @@ class _Head:
 
     def _decode_fixed_size(self, dataset):
         if not self.decoded and self.source.image_shape is not None:  # fixed-size: decode before batching
-            return _decode(dataset, self.source)
+            return _decode(dataset, self.source, self.num_examples, self.min_images, self.batch)
         return dataset
 
 
@@ -103,17 +109,24 @@ def _augmentation_config(augment, source):
     )
 
 
-def _decode(dataset, src):
+def _decode(dataset, src, expected, min_images, batch):
+    """Decodes the images of one pass; files that fail to decode are skipped, counted at the
+    end of the pass (`skip_undecodable`)."""
     dataset = parallel_map(dataset, lambda image, label: (src.decode(image), label))
-    return dataset.ignore_errors(log_warning=True) if src.may_fail else dataset
+    if not src.may_fail:
+        return dataset
+    return skip_undecodable(
+        dataset, expected=expected, at_least=min_images, batch=batch, scan_skipped=src.skipped
+    )
 
 
 def _pipeline_head(
     source, *, batch_size, augment, split, shuffle_buffer, seed, input_context, cache, data_dir, shuffle,
-    min_batch,
+    min_batch, full_batches,
 ):  # fmt: skip
     """Resolves the augmentation config and the source, then shards and decodes (+caches);
-    `_Head.elements` shuffles."""
+    `_Head.elements` shuffles. `full_batches`: a pass keeping fewer images than one batch
+    (files that fail to decode) is an error."""
     config = _augmentation_config(augment, source)
     src = resolve_source(source, split=split, data_dir=data_dir, seed=seed)
     if int(batch_size) != batch_size or batch_size < 1:
@@ -140,9 +153,10 @@ def _pipeline_head(
             and num * int(np.prod(src.image_shape)) <= AUTO_CACHE_BYTES
         )
     decoded = src.decode is None
+    min_images = batch if full_batches else 1
     if cache:
         if not decoded:
-            dataset = _decode(dataset, src)
+            dataset = _decode(dataset, src, num, min_images, batch)
             decoded = True
         dataset = dataset.cache() if cache is True else dataset.cache(os.fspath(cache))
     buffer = 0
@@ -150,18 +164,30 @@ def _pipeline_head(
         buffer = shuffle_buffer
         if buffer is None:
             buffer = min(num or DEFAULT_SHUFFLE_BUFFER, DEFAULT_SHUFFLE_BUFFER)
-    return _Head(config, dataset, src, batch, decoded, num, pipeline, seed, int(buffer))
+    return _Head(config, dataset, src, batch, decoded, num, pipeline, seed, int(buffer), min_images)
 
 
-def _map_batches(head, dataset, fn, stream, *, drop_remainder, epoch=None):
-    """Batches `dataset`, then `fn(batch, seed)` with a fresh seed per batch."""
-    dataset = dataset.batch(head.batch, drop_remainder=drop_remainder)
+def _batch(head, dataset, drop_remainder, *, may_fail=False):
+    """`dataset.batch(head.batch)`; `may_fail`: skipping the elements whose file fails to
+    decode, counted per pass (`skip_undecodable_batches`)."""
+    if not may_fail:
+        return dataset.batch(head.batch, drop_remainder=drop_remainder)
+    return skip_undecodable_batches(
+        dataset, batch_size=head.batch, drop_remainder=drop_remainder, expected=head.num_examples,
+        at_least=head.min_images, scan_skipped=head.source.skipped,
+    )  # fmt: skip
+
+
+def _map_batches(head, dataset, fn, stream, *, drop_remainder, epoch=None, may_fail=False):
+    """Batches `dataset` (see `_batch`), then `fn(batch, seed)` with a fresh seed per batch."""
+    dataset = _batch(head, dataset, drop_remainder, may_fail=may_fail)
     return parallel_map(tf.data.Dataset.zip(dataset, head.seeds(stream, epoch)), fn)
 
 
 def _map_images(head, fn, stream, epoch=None):
-    """`fn(image, label, seed)` on each decoded element of one pass, a fresh seed each;
-    elements whose file fails to decode are skipped."""
+    """`fn(image, label, seed)` on each decoded element of one pass, a fresh seed each.
+    With `head.decodes_files`, the elements of files that fail to decode raise an error:
+    batch them with `_batch(..., may_fail=True)`, which skips and counts them."""
 
     def one(element, seed):
         image, label = element
@@ -169,10 +195,7 @@ def _map_images(head, fn, stream, epoch=None):
             image = head.source.decode(image)
         return fn(image, label, seed)
 
-    dataset = parallel_map(tf.data.Dataset.zip(head.elements(epoch), head.seeds(stream, epoch)), one)
-    if head.source.may_fail and not head.decoded:
-        dataset = dataset.ignore_errors(log_warning=True)
-    return dataset
+    return parallel_map(tf.data.Dataset.zip(head.elements(epoch), head.seeds(stream, epoch)), one)
 
 
 def pretraining_dataset(
@@ -279,6 +302,7 @@ class PretrainingEpochs:
             _VIEWS_FINISH,
             drop_remainder=True,
             epoch=epoch,
+            may_fail=head.decodes_files,
         )
 
 
@@ -304,6 +328,7 @@ def pretraining_epochs(
     head = _pipeline_head(
         source, batch_size=batch_size, augment=augment, split=split, shuffle_buffer=shuffle_buffer,
         seed=seed, input_context=input_context, cache=cache, data_dir=data_dir, shuffle=True, min_batch=2,
+        full_batches=True,
     )  # fmt: skip
     if head.num_examples is not None and head.num_examples < head.batch:
         raise ValueError(
@@ -345,11 +370,13 @@ def labeled_dataset(
     head = _pipeline_head(
         source, batch_size=batch_size, augment=augment, split=split, shuffle_buffer=shuffle_buffer,
         seed=seed, input_context=input_context, cache=cache, data_dir=data_dir, shuffle=shuffle, min_batch=1,
+        full_batches=drop_remainder,
     )  # fmt: skip
     if not head.source.has_labels:
         raise ValueError(
-            "labeled_dataset needs labels: this source has none (a flat folder, a bare array or a dataset "
-            "of images); use class sub-folders, (images, labels), or (image, label) elements"
+            "labeled_dataset needs labels: this source has none (a flat folder, a list of files, a bare "
+            "array or a dataset of images); use class sub-folders, (images, labels), or (image, label) "
+            "elements"
         )
     config = head.config
     view = config.view_a
@@ -379,7 +406,7 @@ def labeled_dataset(
         dataset = _map_images(
             head, lambda image, label, s: (crop(image[None], s)[0], label), _LABELED_PER_IMAGE
         )
-        dataset = dataset.batch(head.batch, drop_remainder=drop_remainder)
+        dataset = _batch(head, dataset, drop_remainder, may_fail=head.decodes_files)
         dataset = parallel_map(dataset, lambda images, labels: (aug.normalize(images, config), labels))
     return dataset.prefetch(AUTOTUNE)
 

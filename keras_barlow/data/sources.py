@@ -11,8 +11,11 @@ Sources, all read with TF graph ops (so the pipeline runs on a TPU host and insi
 - a TFDS name (`"cifar10"`, `"stl10"`, `"imagenet2012"`, …) read from `data_dir` (a local
   folder or a `gs://` bucket where it was prepared; nothing is downloaded);
 - a directory of image files or an `ImageFolder`: class sub-folders or flat. Files that
-  are not images are skipped and counted when scanned; files that fail to decode later are
-  skipped too;
+  are not images (or in a format that is not read, such as `.webp`) are skipped and
+  counted when scanned; files that fail to decode later are skipped too, and counted in a
+  warning at the end of each pass;
+- a list of image file paths: a flat folder of those files (no labels), checked the same
+  way (`scan_image_files`);
 - a NumPy array `(n, h, w[, c])`, or a tuple `(images, labels)`;
 - a `tf.data.Dataset` of images, `(image, label)` tuples or `{"image", "label"}` dicts.
 """
@@ -23,7 +26,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_barlow.data.folders import ImageFolder, scan_image_folder
+from keras_barlow.data.folders import ImageFolder, check_not_a_url, scan_image_files, scan_image_folder
 from keras_barlow.data.mnist5k import load_mnist5k_arrays
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -75,6 +78,7 @@ class Source:
         may_fail: decoding may fail (files): the pipelines skip those elements.
         cacheable: worth caching decoded (TFDS, folders).
         has_labels: whether the labels are real (else all -1).
+        skipped: files the folder scan left out (they are not among `num_examples`).
     """
 
     dataset: tf.data.Dataset
@@ -84,6 +88,7 @@ class Source:
     may_fail: bool = False
     cacheable: bool = False
     has_labels: bool = True
+    skipped: int = 0
 
 
 def parallel_map(dataset, fn):
@@ -309,6 +314,7 @@ def folder_source(folder):
         may_fail=True,
         cacheable=True,
         has_labels=bool(folder.class_names),
+        skipped=len(folder.skipped),
     )
 
 
@@ -365,8 +371,8 @@ def resolve_source(source, *, split="train", data_dir=None, seed=None):
     """Turns any supported source (see the module docstring) into a `Source`.
 
     Args:
-        source: `"digits"`, `"mnist5k"`, a TFDS name, a directory, an `ImageFolder`, a NumPy array (or
-            `(images, labels)`), or a `tf.data.Dataset`.
+        source: `"digits"`, `"mnist5k"`, a TFDS name, a directory, an `ImageFolder`, a list of image
+            file paths, a NumPy array (or `(images, labels)`), or a `tf.data.Dataset`.
         split: split of `"digits"` / `"mnist5k"` / TFDS sources.
         data_dir: TFDS data directory.
         seed: TFDS file-shuffle seed.
@@ -384,15 +390,29 @@ def resolve_source(source, *, split="train", data_dir=None, seed=None):
             return array_source(*load_digits_arrays(split))
         if source == "mnist5k":
             return array_source(*load_mnist5k_arrays(split))
+        check_not_a_url(source)
         looks_like_path = source.startswith(("/", ".", "~")) or "://" in source or os.sep + os.sep in source
         if tf.io.gfile.isdir(source) or looks_like_path:
             return folder_source(scan_image_folder(os.path.expanduser(source)))
         return tfds_source(source, split, data_dir, seed)
+    if _is_list_of_paths(source):
+        return folder_source(scan_image_files([os.path.expanduser(os.fspath(p)) for p in source]))
     if isinstance(source, tuple) and len(source) == 2:
         return array_source(*source)
     if isinstance(source, (np.ndarray, list)) or hasattr(source, "__array__"):
         return array_source(source)
     raise ValueError(
         f"unsupported source {type(source).__name__}: use 'digits', 'mnist5k', a TFDS name, a directory, "
-        "a NumPy array, (images, labels), or a tf.data.Dataset of images"
+        "a list of image files, a NumPy array, (images, labels), or a tf.data.Dataset of images"
+    )
+
+
+def _is_list_of_paths(source):
+    """A non-empty list, tuple or 1-D string array of file paths (str or `os.PathLike`)."""
+    if isinstance(source, np.ndarray):
+        return source.ndim == 1 and source.size > 0 and source.dtype.kind == "U"
+    return (
+        isinstance(source, (list, tuple))
+        and len(source) > 0
+        and all(isinstance(p, (str, os.PathLike)) for p in source)
     )

@@ -2,7 +2,7 @@
 
 `evaluate_representation` runs, on features computed once: the converged linear probe,
 the k-shot probe over seeds (mean ± std) and weighted kNN at k = 20 and 200. Its result
-(with the protocol spelled out) goes into model cards and README tables
+(with the protocol spelled out) goes into model cards and results tables
 (`summary_row`, `format_table`).
 """
 

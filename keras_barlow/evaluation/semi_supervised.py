@@ -11,8 +11,8 @@ the *same* class-balanced labelled subsets (one draw per seed):
   to end with the head's learning rate for every layer (a random encoder has nothing to
   preserve);
 - `raw_pixels`: the converged logistic-regression probe (`linear_probe(None, ...)`,
-  L2-normalised pixels, `C` chosen on a split of the subset) on the raw pixels of the
-  subset.
+  L2-normalised pixels, `C` chosen on a split of the subset, or `C = 1` when a class has a
+  single labelled example) on the raw pixels of the subset.
 
 Example:
 
@@ -33,6 +33,7 @@ from keras_barlow.evaluation.representation import random_init_copy
 from keras_barlow.evaluation.subsets import balanced_subset
 
 ROWS = ("barlow_twins", "scratch", "raw_pixels")
+FEW_LABELS_C = 1.0  # the pixel probe's C when a class has a single labelled example
 
 
 def compare_semi_supervised(
@@ -78,7 +79,14 @@ def compare_semi_supervised(
     runs = []
     for seed in seeds:
         subset = balanced_subset(pixel_labels, fraction, seed=seed)  # fine_tune's draw for this seed
-        runs.append(linear_probe(None, (pixels_train[subset], pixel_labels[subset]), pixels_test, seed=seed))
+        # With one labelled example of a class there is no validation split to choose C on.
+        fewest = np.unique(pixel_labels[subset], return_counts=True)[1].min()
+        fixed_c = FEW_LABELS_C if fewest < 2 else None
+        runs.append(
+            linear_probe(
+                None, (pixels_train[subset], pixel_labels[subset]), pixels_test, C=fixed_c, seed=seed
+            )
+        )
     result["raw_pixels"] = {
         "top1": summarize(run["top1"] for run in runs),
         "top5": summarize(run["top5"] for run in runs),

@@ -13,6 +13,9 @@ a drop-in subclass that fixes the three:
 - **verified**: a backup that fails its checksum, or whose files are missing, raises
   `CorruptCheckpointError` naming the file and the older backups — never a silent
   restart from scratch.
+- **no leftovers on a full disk**: a backup that cannot be written (no space left, or the
+  file-size limit of `ulimit -f`) leaves no temporary files, keeps the previous backup,
+  and raises one `OSError` that says "disk full", where, and how much space a backup needs.
 - **exact mid-epoch**: the backup records the global step. Feed `fit` a dataset that
   starts at `backup.resume_step()` (`resumable_dataset` builds one from a per-epoch
   dataset function) and the resumed run sees the same batches, in the same order, with
@@ -23,6 +26,8 @@ a drop-in subclass that fixes the three:
 Works on the TensorFlow and JAX backends.
 """
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -42,6 +47,7 @@ _WEIGHTS = "model.weights.h5"
 _LATEST = "LATEST"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _FORMAT = 1
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 class CorruptCheckpointError(ValueError):
@@ -173,6 +179,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._total_steps = None
         self._mid_epoch_resume = False
         self._epoch = 0
+        self._last_backup_bytes = None  # (whole backup, largest file) of the last one written
 
     def get_config(self):
         return {
@@ -279,6 +286,21 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             return
         final = os.path.join(self.backup_dir, name)
         tmp = os.path.join(self.backup_dir, f".tmp-{name}-{os.getpid()}")
+        needed = self._space_needed(model)
+        self._check_space(needed)
+        try:
+            self._write(model, tmp, final, name)
+        except BaseException as error:
+            self._remove_unfinished(tmp, final, name)
+            code = _disk_full_errno(error)  # h5py reports some failed writes as RuntimeError
+            if code is None:
+                raise
+            raise self._disk_full_error(code, needed, limit=_file_size_limit()) from None
+        self._last_saved_step = self._step
+        self._last_backup_bytes = _backup_bytes(final)
+        self._prune(keep_name=name)
+
+    def _write(self, model, tmp, final, name):
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         weights = os.path.join(tmp, _WEIGHTS)
@@ -305,8 +327,70 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         os.rename(tmp, final)
         fsync_directory(self.backup_dir)
         atomic_write_text(os.path.join(self.backup_dir, _LATEST), name + "\n")
-        self._last_saved_step = self._step
-        self._prune(keep_name=name)
+
+    def _remove_unfinished(self, tmp, final, name):
+        """Removes what a failed `_write` left: its temporary directory and pointer file, and
+        its backup directory when `LATEST` does not name it yet."""
+        shutil.rmtree(tmp, ignore_errors=True)
+        latest = os.path.join(self.backup_dir, _LATEST)
+        with contextlib.suppress(OSError):
+            os.remove(f"{latest}.tmp-{os.getpid()}")  # `atomic_write_text`'s temporary file
+        try:
+            with open(latest) as handle:
+                named = handle.read().strip() == name
+        except OSError:
+            named = False
+        if not named:
+            shutil.rmtree(final, ignore_errors=True)
+
+    # Space -----------------------------------------------------------------------------
+
+    def _space_needed(self, model):
+        """`(bytes, source)`: the size of the last backup (this run's, or the newest on disk),
+        else the weights and optimizer variables' size (`bytes` is `(whole, largest file)`)."""
+        if self._last_backup_bytes is not None:
+            return self._last_backup_bytes, "the size of the last backup"
+        complete = sorted(n for n in os.listdir(self.backup_dir) if _STEP_DIR.match(n))
+        if complete:
+            return _backup_bytes(os.path.join(self.backup_dir, complete[-1])), "the size of the last backup"
+        optimizer = getattr(model, "optimizer", None)
+        variables = list(model.weights) + list(getattr(optimizer, "variables", None) or [])
+        total = sum(_variable_bytes(v) for v in variables)
+        return (total, total), "the size of the weights and optimizer state"
+
+    def _check_space(self, needed):
+        """Raises the disk-full error before writing when the space or the file-size limit
+        (`ulimit -f`) is known to be too small: nothing is written."""
+        (total, largest), _ = needed
+        if shutil.disk_usage(self.backup_dir).free < total:
+            raise self._disk_full_error(errno.ENOSPC, needed)
+        limit = _file_size_limit()
+        if limit is not None and limit < largest:
+            raise self._disk_full_error(errno.EFBIG, needed, limit=limit)
+
+    def _disk_full_error(self, code, needed, limit=None):
+        (total, _), source = needed
+        if code == errno.EFBIG:
+            cause = f" (the file-size limit, ulimit -f, is {_bytes_text(limit)})" if limit is not None else ""
+            fix = (
+                "raise the file-size limit (ulimit -f unlimited) or pass a backup_dir on another file system"
+            )
+        else:
+            cause = f" ({_bytes_text(shutil.disk_usage(self.backup_dir).free)} free)"
+            fix = "free space there or pass a backup_dir with room"
+        try:
+            previous = read_backup_state(self.backup_dir)
+        except CorruptCheckpointError:
+            previous = None
+        kept = (
+            f"the previous backup {previous['directory']} is intact" if previous else "there is no backup yet"
+        )
+        return OSError(
+            code,
+            f"disk full: the backup of step {self._step} could not be written to {self.backup_dir}: "
+            f"{os.strerror(code)}{cause}; a backup needs about {_bytes_text(total)} ({source}). Nothing was "
+            f"left behind, and {kept}: {fix}, then run the same command again to resume.",
+        )
 
     def _prune(self, keep_name):
         names = sorted(n for n in os.listdir(self.backup_dir) if _STEP_DIR.match(n))
@@ -315,3 +399,47 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         for stale in os.listdir(self.backup_dir):
             if stale.startswith(".tmp-") and not stale.endswith(f"-{os.getpid()}"):
                 shutil.rmtree(os.path.join(self.backup_dir, stale), ignore_errors=True)
+
+
+def _disk_full_errno(error):
+    """ENOSPC, EFBIG or EDQUOT when `error` reports a full disk, a file-size limit or a full
+    quota (h5py puts the errno into its message), else None."""
+    code = getattr(error, "errno", None)
+    if code in _DISK_FULL:
+        return code
+    found = re.search(r"errno = (\d+)", str(error))
+    if found and int(found.group(1)) in _DISK_FULL:
+        return int(found.group(1))
+    return None
+
+
+def _file_size_limit():
+    """The largest file this process may write (`ulimit -f`, in bytes), None when unlimited."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if limit == resource.RLIM_INFINITY else limit
+
+
+def _backup_bytes(directory):
+    """`(total, largest file)` bytes of a backup directory."""
+    sizes = [os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory)] or [0]
+    return sum(sizes), max(sizes)
+
+
+def _variable_bytes(variable):
+    dtype = keras.backend.standardize_dtype(variable.dtype)
+    size = 1
+    for dim in variable.shape:
+        size *= int(dim)
+    bits = next((b for b in (64, 32, 16, 8) if str(b) in dtype), 8 if dtype == "bool" else 32)
+    return size * bits // 8
+
+
+def _bytes_text(count):
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024

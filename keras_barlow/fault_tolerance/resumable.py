@@ -24,6 +24,8 @@ def resumable_dataset(epoch_dataset, *, epochs, steps_per_epoch, start_step=0, r
         refill: when epoch `e`'s dataset runs out before `steps_per_epoch` batches, go on
             with `epoch_dataset(e + k · 2**32)` for k = 1, 2, … (fresh passes: a new shuffle
             and new augmentations), so that every epoch has exactly `steps_per_epoch` batches.
+            A pass that yields no batch raises an error (no later pass would yield one, and
+            the epoch could never be filled); at most `steps_per_epoch` passes are read.
 
     Returns:
         A `tf.data.Dataset`; pass `steps_per_epoch` to `fit` as well.
@@ -51,8 +53,42 @@ def resumable_dataset(epoch_dataset, *, epochs, steps_per_epoch, start_step=0, r
     def one_epoch(epoch):
         if not refill:
             return epoch_dataset(epoch).take(steps_per_epoch)
-        passes = tf.data.Dataset.counter().map(lambda k: epoch + k * REFILL_STRIDE)
-        return passes.flat_map(epoch_dataset).take(steps_per_epoch)
+        # Each pass holds at least one batch (an empty one raises), so this many always suffice.
+        passes = tf.data.Dataset.range(steps_per_epoch)
+        return passes.flat_map(lambda k: _checked_pass(epoch_dataset, epoch, k, steps_per_epoch)).take(
+            steps_per_epoch
+        )
 
     first_epoch, skip = divmod(start_step, steps_per_epoch)
     return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).skip(skip)
+
+
+def _checked_pass(epoch_dataset, epoch, k, steps_per_epoch):
+    """Refill pass `k` of `epoch`, ending in an error if it held no batch (dense batches only)."""
+    import tensorflow as tf
+
+    dataset = epoch_dataset(epoch + k * REFILL_STRIDE)
+    spec = dataset.element_spec
+    if not all(isinstance(s, tf.TensorSpec) and s.shape.rank is not None for s in tf.nest.flatten(spec)):
+        return dataset  # no end marker for composite tensors: the bounded passes end the epoch short
+    end = tf.nest.map_structure(lambda s: tf.zeros([d or 0 for d in s.shape], s.dtype), spec)
+    marked = tf.data.Dataset.zip(dataset, tf.data.Dataset.from_tensors(False).repeat())
+    marked = marked.concatenate(tf.data.Dataset.from_tensors((end, True))).enumerate()
+    message = tf.strings.format(
+        "resumable_dataset: pass {} of epoch {} (epoch_dataset({})) yielded no batch, so no later pass "
+        f"will either, and the epoch can never reach its {steps_per_epoch} batches: the data holds fewer "
+        "examples than one batch (or none are left after dropping unreadable ones). Add data, lower the "
+        "batch size, or fix the inputs epoch_dataset reads",
+        (k, epoch, epoch + k * REFILL_STRIDE),
+    )
+
+    @tf.autograph.experimental.do_not_convert
+    def keep(count, element):
+        _, is_end = element
+        checked = tf.debugging.Assert(tf.logical_or(tf.logical_not(is_end), count > 0), [message])
+        with tf.control_dependencies([checked]):
+            return tf.logical_not(is_end)
+
+    return marked.filter(keep).map(
+        tf.autograph.experimental.do_not_convert(lambda count, element: element[0])
+    )

@@ -357,6 +357,7 @@ def transfer_backbone(
         A `TransferBackbone`.
     """
     encoder, spec = resolve_encoder(encoder, preprocessing)
+    _pyramid_of(encoder)  # a clear error for encoders without a pyramid, before any rebuild
     encoder = _encoder_for_shape(encoder, tuple(image_shape))
     if freeze_encoder:
         encoder.trainable = False

@@ -9,8 +9,6 @@ step is **3 × its forward FLOPs**.
 
 import time
 
-from keras_barlow import _compat
-
 BACKWARD_FACTOR = 2  # backward ≈ input gradient + weight gradient ≈ 2 × forward
 
 
@@ -57,6 +55,8 @@ def keras_forward_macs(model):
     """
     import keras
 
+    from keras_barlow import _compat
+
     layers = _compat.flatten_layers(model)
     total = 0
     for layer in layers:
@@ -99,10 +99,11 @@ def barlow_twins_step_flops(encoder_macs, projector_macs, *, batch_size, embeddi
 
 
 def matmul_flops_per_second(matmul, n=2048, repeats=5, clock=time.perf_counter, products=1):
-    """The best rate of `repeats` calls of `products` `n × n` by `n × n` float32 products.
+    """The best rate of `repeats` calls of `products` `n × n` by `n × n` products.
 
     Args:
-        matmul: a callable that computes the products and returns when they are finished.
+        matmul: a callable that computes the products (in the run's precision) and
+            returns when they are finished.
         n: the matrices' side.
         repeats: timed calls (after one untimed warm-up call).
         clock: the timer (seconds).
@@ -120,14 +121,23 @@ def matmul_flops_per_second(matmul, n=2048, repeats=5, clock=time.perf_counter, 
     return products * 2.0 * n**3 / fastest
 
 
-def tensorflow_matmul(n=2048, products=1):
-    """A callable computing `products` independent `n × n` float32 products in TensorFlow,
+def tensorflow_matmul(n=2048, products=1, dtype="float32"):
+    """A callable computing `products` independent `n × n` products of `dtype` in TensorFlow,
     in one `tf.function` (so that they run at the same time on the inter-op threads)."""
     import tensorflow as tf
 
     pairs = [
-        (tf.random.stateless_normal((n, n), seed=(i, 1)), tf.random.stateless_normal((n, n), seed=(i, 2)))
+        tuple(tf.cast(tf.random.stateless_normal((n, n), seed=(i, j)), dtype) for j in (1, 2))
         for i in range(products)
     ]
     compute = tf.function(lambda: [tf.linalg.matmul(a, b) for a, b in pairs])
     return lambda: [product.numpy() for product in compute()]
+
+
+def jax_matmul(n=2048, dtype="float32"):
+    """A callable computing one `n × n` product of `dtype` in JAX (`jax.jit`)."""
+    import jax
+
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype=dtype)
+    product = jax.jit(lambda x: x @ x)
+    return lambda: product(a).block_until_ready()

@@ -6,11 +6,14 @@ ReLU` blocks and a last `Linear(bias=False)`, each view's embedding standardised
 `BatchNorm1d(affine=False)`, `C = bn(z_a)ᵀ bn(z_b) / N`, the loss
 `Σ(1 − Cᵢᵢ)² + λ Σ_{i≠j} Cᵢⱼ²`. The stem follows the Keras model's: the ImageNet stem
 (7×7/2 convolution, 3×3/2 max-pool) or, with `small_images`, a 3×3/1 convolution and no
-max-pool. PyTorch is an optional dependency (`pip install -e ".[compare]"`).
+max-pool. PyTorch is an optional dependency (`pip install -e ".[compare]"`); the benchmark
+runs this module in a process of its own (`pytorch_worker`), never beside TensorFlow.
 """
 
 import sys
 import time
+
+from benchmarking.precision import check_device, torch_settings
 
 INSTALL_HINT = (
     "--compare pytorch needs PyTorch and torchvision, which are not installed: "
@@ -23,9 +26,10 @@ def import_torch():
 
     Triton (the GPU kernel compiler bundled with CUDA builds of PyTorch, imported by
     torchvision) crashed the process with a segmentation fault when loaded after
-    TensorFlow 2.21 (triton 3.8, torch 2.14.1). The CPU comparison does not use it, so
-    where TensorFlow is already loaded, triton is marked absent (`sys.modules["triton"] =
-    None`; PyTorch then runs without it).
+    TensorFlow 2.21 (triton 3.8, torch 2.14.1). Where TensorFlow is already loaded (the
+    tests, which check the reference against our model in one process; the benchmark's
+    PyTorch worker never loads TensorFlow), triton is marked absent
+    (`sys.modules["triton"] = None`; PyTorch then runs without it).
     """
     if "tensorflow" in sys.modules and "triton" not in sys.modules:
         sys.modules["triton"] = None
@@ -96,35 +100,60 @@ def barlow_twins_loss(z_a, z_b, standardize, lambd):
     return on_diag + lambd * off_diag
 
 
-def build_reference(spec, lambd=0.0051):
+def build_reference(spec, lambd=0.0051, *, device="cpu"):
     """The PyTorch model and a `step(view_a, view_b) -> loss` function for a benchmark spec.
+
+    The step runs in the spec's `precision` as PyTorch users train: float32; or the encoder
+    and projector under `torch.autocast(device, dtype=torch.bfloat16 / float16)` (float16
+    with a `GradScaler`); the standardisation, `C` and the loss always in float32, as ours.
+    With `spec["pytorch_channels_last"]` (default on) the encoder's weights are in the
+    `channels_last` memory format, which oneDNN's CPU convolutions and tensor cores prefer;
+    the views must then be `channels_last` too (`to_views`).
+
+    Args:
+        spec: the benchmark spec (`depth`, `width`, `small_images`, `projector`, `optimizer`,
+            optional `precision` and `pytorch_channels_last`).
+        lambd: the off-diagonal weight.
+        device: `"cpu"` or `"cuda"`.
 
     Returns:
         `(modules, step)`: `modules` is a dict of `encoder`, `projector` and `standardize`.
     """
     torch, _ = import_torch()
+    settings = torch_settings(spec.get("precision", "float32"))
     torch.manual_seed(0)
     encoder, feature_dim = build_encoder(
         spec["depth"], small_images=spec["small_images"], width=spec["width"]
     )
     projector = build_projector(feature_dim, spec["projector"])
     standardize = torch.nn.BatchNorm1d(spec["projector"][-1], affine=False)
+    for module in (encoder, projector, standardize):
+        module.to(device)
+        module.train()
+    if spec.get("pytorch_channels_last", True):
+        encoder.to(memory_format=torch.channels_last)
     parameters = list(encoder.parameters()) + list(projector.parameters())
     optimizer = {
         "sgd": lambda: torch.optim.SGD(parameters, lr=0.05, momentum=0.9),
         "adam": lambda: torch.optim.Adam(parameters, lr=1e-3),
         "lars": lambda: lars(parameters, lr=0.2),
     }[spec["optimizer"]]()
-    for module in (encoder, projector, standardize):
-        module.train()
+    autocast_dtype = getattr(torch, settings["autocast"]) if settings["autocast"] else None
+    scaler = torch.amp.GradScaler(device) if settings["grad_scaler"] else None
 
     def step(view_a, view_b):
         optimizer.zero_grad(set_to_none=True)
-        z_a = projector(encoder(view_a))
-        z_b = projector(encoder(view_b))
-        loss = barlow_twins_loss(z_a, z_b, standardize, lambd)
-        loss.backward()
-        optimizer.step()
+        with torch.autocast(device, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            z_a = projector(encoder(view_a))
+            z_b = projector(encoder(view_b))
+        loss = barlow_twins_loss(z_a.float(), z_b.float(), standardize, lambd)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         return loss.detach()
 
     return {"encoder": encoder, "projector": projector, "standardize": standardize}, step
@@ -194,31 +223,64 @@ def forward_macs(module, example):
     return sum(total)
 
 
-def torch_matmul(n=2048):
-    """A callable computing one `n × n` float32 product in PyTorch."""
+def torch_matmul(n=2048, dtype="float32", device="cpu"):
+    """A callable computing one `n × n` product of `dtype` in PyTorch (finished when it returns)."""
     torch, _ = import_torch()
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=generator)
-    b = torch.randn(n, n, generator=generator)
-    return lambda: torch.mm(a, b)
+    a, b = (
+        torch.randn(n, n, generator=generator).to(device=device, dtype=getattr(torch, dtype)) for _ in "ab"
+    )
+
+    def product():
+        out = torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    return product
+
+
+def to_views(spec, device="cpu"):
+    """The benchmark's synthetic views as NCHW tensors on `device`, in the encoder's memory format."""
+    torch, _ = import_torch()
+    from benchmarking.inputs import synthetic_views
+
+    memory_format = (
+        torch.channels_last if spec.get("pytorch_channels_last", True) else torch.contiguous_format
+    )
+    return [
+        torch.from_numpy(view).permute(0, 3, 1, 2).to(device).contiguous(memory_format=memory_format)
+        for view in synthetic_views(spec)
+    ]
 
 
 class PyTorchRunner:
-    """The reference step on the benchmark's own synthetic views (NCHW copies), timed per step."""
+    """The reference step on the benchmark's own synthetic views, timed per step.
+
+    Runs on the GPU where PyTorch sees one (as TensorFlow and JAX then do), else on the CPU
+    with PyTorch's own thread count unless `spec["pytorch_threads"]` sets one.
+    """
 
     spe = 1
 
     def __init__(self, spec):
         torch, torchvision = import_torch()
-        from benchmarking.inputs import synthetic_views
-
-        self.modules, self.step = build_reference(spec)
-        view_a, view_b = synthetic_views(spec)
-        self.views = [torch.from_numpy(v.transpose(0, 3, 1, 2).copy()) for v in (view_a, view_b)]
+        precision = spec.get("precision", "float32")
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        check_device(precision, gpu=self.device == "cuda")
+        if spec.get("pytorch_threads"):
+            torch.set_num_threads(spec["pytorch_threads"])
+        self.precision = precision
+        self.modules, self.step = build_reference(spec, device=self.device)
+        self.views = to_views(spec, self.device)
         self.extra = {
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "torch_threads": torch.get_num_threads(),
+            "torch_device": self.device,
+            "torch_autocast": torch_settings(precision)["autocast"],
+            "torch_channels_last": bool(spec.get("pytorch_channels_last", True)),
+            "torch_mkldnn": bool(torch.backends.mkldnn.is_available()),
         }
 
     def block(self, steps):
@@ -230,3 +292,7 @@ class PyTorchRunner:
         return durations
 
     warm_up = block
+
+    def matmul(self, n):
+        """An `n × n` product in this run's precision, on this runner's device."""
+        return torch_matmul(n, dtype=self.precision, device=self.device)

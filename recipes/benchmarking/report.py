@@ -1,10 +1,11 @@
 """Tables and ratios from benchmark results (pure Python)."""
 
-from benchmarking.timing import load_range
+from benchmarking.precision import SHORT_NAMES
+from benchmarking.timing import SPEED_FLAGS, load_range
 
 HEADER = [
-    "backend", "measure", "model", "px", "batch", "projector", "s/step", "pairs/s", "min–max s/step",
-    "GFLOP/s", "% matmul", "RSS +MiB", "peak MiB", "load1",
+    "backend", "measure", "model", "px", "batch", "projector", "precision", "s/step", "pairs/s",
+    "min–max s/step", "GFLOP/s", "% matmul", "RSS +MiB", "peak MiB", "load1",
 ]  # fmt: skip
 
 
@@ -22,13 +23,16 @@ def _row(spec, result):
         measure += " xla"
     rate = result.get("flops_per_s")
     share = result.get("matmul_share")
+    backend = "torch" if result.get("framework") == "pytorch" else result["backend"]
+    precision = result.get("precision", "float32")
     return [
-        {"tensorflow": "tf"}.get(result["backend"], result["backend"]),
+        {"tensorflow": "tf"}.get(backend, backend),
         measure,
         spec["augment"] if result["measure"] == "pipeline" else model_label(spec),
         str(spec["image_size"]),
         str(spec["batch_size"]),
         "-" if result["measure"] == "pipeline" else "-".join(str(d) for d in spec["projector"]),
+        "-" if result["measure"] == "pipeline" else SHORT_NAMES.get(precision, precision),
         f"{result['s_per_step']:.4f}",
         f"{result['pairs_per_s']:.1f}",
         f"{result['s_per_step_min']:.4f}–{result['s_per_step_max']:.4f}",
@@ -47,6 +51,34 @@ def format_table(spec, results):
     lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def format_machine(machine):
+    """One line naming the CPU, how many CPUs the run could use, and its `SPEED_FLAGS`.
+
+    Example:
+    >>> format_machine({"cpus_usable": 2, "cpu": {"model": "Xeon", "speed_flags": {
+    ...     "avx2": True, "avx512f": True, "avx512_bf16": False, "amx_bf16": False}}})
+    'CPU: Xeon, 2 usable; avx2 yes, avx512f yes, avx512_bf16 no, amx_bf16 no'
+    """
+    cpu = machine.get("cpu") or {}
+    speed = cpu.get("speed_flags") or {}
+    flags = ", ".join(
+        f"{flag} {'unknown' if speed.get(flag) is None else 'yes' if speed[flag] else 'no'}"
+        for flag in SPEED_FLAGS
+    )
+    usable = machine.get("cpus_usable") or machine.get("cpu_count")
+    return f"CPU: {cpu.get('model') or 'unknown'}, {usable} usable; {flags}"
+
+
+def format_matmul_rates(rates, precision, n):
+    """One line per framework: its `n³` matmul rate in the run's precision (the reference peak).
+
+    Example:
+    >>> format_matmul_rates({"tensorflow": 1.5e12, "pytorch": 2.5e12}, "bfloat16", 2048)
+    ['bfloat16 matmul 2048³ (tensorflow): 1500 GFLOP/s', 'bfloat16 matmul 2048³ (pytorch): 2500 GFLOP/s']
+    """
+    return [f"{precision} matmul {n}³ ({name}): {value / 1e9:.0f} GFLOP/s" for name, value in rates.items()]
 
 
 def overhead(results):
@@ -72,7 +104,8 @@ def add_rates(results, *, step_flops, matmul_flops_per_s):
     Args:
         results: result dicts with `measure` and `s_per_step`.
         step_flops: FLOPs of one training step (`flops.barlow_twins_step_flops`).
-        matmul_flops_per_s: the machine's measured fp32 matmul rate (the reference peak).
+        matmul_flops_per_s: the machine's measured matmul rate in the run's precision (the
+            reference peak).
 
     Returns:
         `results`.

@@ -221,14 +221,14 @@ def pipeline_dataset(spec):
     """`pretraining_dataset` on synthetic uint8 images of `spec["source_size"]` pixels."""
     import numpy as np
 
+    from keras_barlow.augment import AugmentationConfig
     from keras_barlow.data import pretraining_dataset
 
     rng = np.random.default_rng(0)
     side = spec["source_size"]
     images = rng.integers(0, 256, size=(spec["source_images"], side, side, 3), dtype=np.uint8)
-    return pretraining_dataset(
-        images, batch_size=spec["batch_size"], image_size=spec["image_size"], preset=spec["augment"], seed=0
-    ).repeat()
+    views = AugmentationConfig.preset(spec["augment"], image_size=spec["image_size"])
+    return pretraining_dataset(images, batch_size=spec["batch_size"], augment=views, seed=0).repeat()
 
 
 class PipelineRunner:
@@ -253,7 +253,7 @@ class PipelineRunner:
 
 
 def make_runner(spec, measure):
-    """The runner of one measurement name (`fit`, `step`, `bare`, `pytorch`, ...)."""
+    """The runner of one of our measurements (`fit`, `step`, `bare`, `pipeline`, ...)."""
     if measure == "fit":
         return FitRunner(spec)
     if measure == "fit_pipeline":
@@ -263,7 +263,8 @@ def make_runner(spec, measure):
     if measure == "pipeline":
         return PipelineRunner(spec)
     if measure == "pytorch":
-        from benchmarking.pytorch_reference import PyTorchRunner
-
-        return PyTorchRunner(spec)
+        raise ValueError(
+            "the PyTorch reference is measured in a process of its own (benchmarking.pytorch_worker), "
+            "never beside our measurements"
+        )
     raise ValueError(f"unknown measure {measure!r}")

@@ -74,18 +74,32 @@ def load_range(loads):
     return f"{min(loads):.1f}–{max(loads):.1f}" if max(loads) != min(loads) else f"{loads[0]:.1f}"
 
 
-def cpu_description():
-    """The CPU model name and its SIMD flags (`avx*`, `fma`, `amx*`) from `/proc/cpuinfo`."""
-    model, flags = None, []
+# CPU features that decide how fast a float32 / bfloat16 training step can be.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_description(cpuinfo="/proc/cpuinfo"):
+    """The CPU model, its SIMD flags (`avx*`, `fma`, `amx*`) and which `SPEED_FLAGS` it has.
+
+    Returns:
+        dict: `model` (or `None`), `simd_flags` (list), `speed_flags` (`{flag: bool}`, every
+        value `None` where `cpuinfo` cannot be read, e.g. not on Linux).
+    """
+    model, flags = None, None
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
                 key, _, value = line.partition(":")
                 key = key.strip()
                 if key == "model name" and model is None:
                     model = value.strip()
-                elif key == "flags" and not flags:
-                    flags = [flag for flag in value.split() if flag.startswith(("avx", "fma", "amx"))]
+                elif key == "flags" and flags is None:
+                    flags = value.split()
     except OSError:  # no /proc/cpuinfo (not Linux): the CPU stays unnamed
-        return {"model": None, "simd_flags": []}
-    return {"model": model, "simd_flags": flags}
+        return {"model": None, "simd_flags": [], "speed_flags": dict.fromkeys(SPEED_FLAGS)}
+    flags = flags or []
+    return {
+        "model": model,
+        "simd_flags": [flag for flag in flags if flag.startswith(("avx", "fma", "amx"))],
+        "speed_flags": {flag: flag in flags for flag in SPEED_FLAGS},
+    }

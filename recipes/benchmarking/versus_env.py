@@ -3,19 +3,16 @@
 Settings that a process reads once at start-up — `TF_NUM_INTRAOP_THREADS`,
 `TF_ENABLE_ONEDNN_OPTS`, `XLA_FLAGS` — cannot be switched inside one process, and runs one
 after the other on a shared machine differ by more than such a setting is worth. So two
-measuring processes are started, one with this environment and one with the overrides;
-both set up and warm up, then time their blocks in turns (A, B, A, B, ...), each waiting
-while the other runs, so that both see the same load.
+serving measuring processes (`serving`) are started, one with this environment and one
+with the overrides; each sets up and warms up, then they time their blocks in turns
+(A, B, A, B, ...), each waiting while the other runs, so that both see the same load.
 """
 
-import json
-import os
 import statistics
-import subprocess
-import sys
 
+from benchmarking import serving
 from benchmarking.timing import summarize
-from benchmarking.worker import READY_TAG, worker_environment
+from benchmarking.worker import worker_command, worker_environment
 
 
 def parse_overrides(text):
@@ -34,27 +31,11 @@ def parse_overrides(text):
     return overrides
 
 
-def _start(script, spec, backend, env):
-    command = [sys.executable, os.path.abspath(script), "--worker", json.dumps({**spec, "serve": True})]
-    return subprocess.Popen(
-        command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _read_tagged(proc, label):
-    for line in proc.stdout:
-        if line.startswith(READY_TAG):
-            return json.loads(line[len(READY_TAG) :])
-    raise RuntimeError(
-        f"benchmark worker ({label}) ended with exit code {proc.wait()}:\n{proc.stderr.read()[-6000:]}"
-    )
-
-
 def interleave_environments(script, spec, backend, overrides, log=print):
     """Times `spec["measures"]` in this environment and with `overrides`, block by block in turns.
 
     Args:
-        script: `recipes/benchmark.py` (its `--worker` entry runs `worker.serve`).
+        script: `recipes/benchmark.py` (its `--worker` entry serves blocks).
         spec: the benchmark spec (training measures only).
         backend: the Keras backend of both processes.
         overrides: `{name: value}` environment variables of the second process.
@@ -66,44 +47,42 @@ def interleave_environments(script, spec, backend, overrides, log=print):
         summarize(...) + load1}}`) and `ratios` (`{measure: [block ratio A/B time, ...]}`:
         > 1 means the second environment was faster in that block).
     """
-    base = worker_environment(backend)
+    base = worker_environment(backend, shared_device=True)
     labels = ["this environment", ", ".join(f"{k}={v}" for k, v in overrides.items())]
     envs = [base, {**base, **overrides}]
-    spec = {**spec, "report_env": sorted(overrides)}
-    procs = [_start(script, spec, backend, env) for env in envs]
+    spec = {**spec, "serve": True, "report_env": sorted(overrides)}
+    servers = serving.start_in_turn(
+        [(label, worker_command(script, spec), env) for label, env in zip(labels, envs)]
+    )
+
+    def log_block(repeat, label, block):
+        for measure, seconds in block["blocks"].items():
+            log(f"[block {repeat}, {label}] {measure}: {sum(seconds) / spec['steps']:.4f} s/step")
+
     try:
-        ready = [_read_tagged(proc, label) for proc, label in zip(procs, labels)]
-        records = [{m: {"blocks": [], "loads": []} for m in spec["measures"]} for _ in procs]
-        for repeat in range(spec["repeats"]):
-            for proc, label, record in zip(procs, labels, records):
-                proc.stdin.write("block\n")
-                proc.stdin.flush()
-                line = proc.stdout.readline()
-                if not line:
-                    raise RuntimeError(f"benchmark worker ({label}) stopped:\n{proc.stderr.read()[-6000:]}")
-                block = json.loads(line)
-                for measure, seconds in block["blocks"].items():
-                    record[measure]["blocks"].append(seconds)
-                    record[measure]["loads"].append(block["load1"])
-                    log(f"[block {repeat + 1}, {label}] {measure}: {sum(seconds) / spec['steps']:.4f} s/step")
+        order = serving.interleave(servers, spec["repeats"], log=log_block)
     finally:
-        for proc in procs:
-            if proc.stdin and not proc.stdin.closed:
-                proc.stdin.close()
-            proc.wait(timeout=120)
+        for server in servers:
+            server.close()
+    records = {label: {m: {"blocks": [], "loads": []} for m in spec["measures"]} for label in labels}
+    for _, label, block in order:
+        for measure, seconds in block["blocks"].items():
+            records[label][measure]["blocks"].append(seconds)
+            records[label][measure]["loads"].append(block["load1"])
+    ready = {server.label: server.ready for server in servers}
     results = {}
-    for label, record, started in zip(labels, records, ready):
+    for label in labels:
         results[label] = {
             measure: {
                 **summarize(
-                    started["warmup"][measure],
+                    ready[label]["warmup"][measure],
                     r["blocks"],
                     steps=spec["steps"],
                     batch_size=spec["batch_size"],
                 ),
                 "load1": r["loads"],
             }
-            for measure, r in record.items()
+            for measure, r in records[label].items()
         }
     ratios = {
         measure: [
@@ -112,7 +91,7 @@ def interleave_environments(script, spec, backend, overrides, log=print):
         ]
         for measure in spec["measures"]
     }
-    environments = {label: started["environment"] for label, started in zip(labels, ready)}
+    environments = {label: ready[label]["environment"] for label in labels}
     return {"labels": labels, "environments": environments, "results": results, "ratios": ratios}
 
 

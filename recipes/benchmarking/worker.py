@@ -1,27 +1,31 @@
-"""The benchmark's measuring process: runs a spec's measurements interleaved, and its driver.
+"""Our measuring process: runs a spec's measurements, and the driver's ways of starting it.
 
 Each backend is measured in its own subprocess (`KERAS_BACKEND` must be set before Keras
-is imported). Inside it, the training measurements (ours and, with `--compare pytorch`,
-the PyTorch reference) are set up and warmed up first, then timed in turns (block 1 of
-each, block 2 of each, ...) so that a change of load on a shared machine affects all of
-them alike; the input pipeline, whose prefetching threads would run on during the others'
-blocks, is timed alone afterwards. Every block records the load average.
+is imported), which applies the run's dtype policy and thread settings before anything
+is built. It either runs the whole measurement itself (`run_worker`: the training
+measurements set up and warmed up first, then timed in turns, block 1 of each, block 2
+of each, ...; the input pipeline, whose prefetching threads would run on during the
+others' blocks, timed alone afterwards) or serves blocks on demand to a driver that
+alternates it with another process (`serving.serve`: the PyTorch reference, or the same
+measurement in another environment). Every block records the load average.
 """
 
 import json
 import os
 import subprocess
 import sys
-import time
 
-from benchmarking import flops, report
+from benchmarking import flops, report, serving
+from benchmarking.precision import check_device
 from benchmarking.runners import build_model, make_runner, model_step_flops
-from benchmarking.timing import current_rss_mib, load1, peak_rss_mib, summarize
+from benchmarking.timing import load1
 
-RESULT_TAG = "BENCHMARK_RESULT "
-READY_TAG = "BENCHMARK_READY"  # a serving worker (`serve`) is warm and waits for "block" lines
+RESULT_TAG = serving.RESULT_TAG
+READY_TAG = serving.READY_TAG
 # TensorFlow sizes its thread pools from these when its runtime starts (at the first op).
 THREAD_ENV = ("TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")
+RECIPES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(RECIPES)
 
 
 def schedulable_cpu_count():
@@ -32,107 +36,89 @@ def schedulable_cpu_count():
         return os.cpu_count() or 1
 
 
-def _time_group(spec, group, records):
-    runners = {}
-    for measure in group:
-        rss_before = current_rss_mib()
-        start = time.perf_counter()
-        runner = make_runner(spec, measure)
-        warmup = runner.warm_up(spec["warmup"])
-        runners[measure] = runner
-        records[measure] = {
-            "warmup": warmup,
-            "blocks": [],
-            "loads": [],
-            "setup_s": time.perf_counter() - start,
-            "rss_growth_mib": current_rss_mib() - rss_before if rss_before is not None else None,
-        }
-    for _ in range(spec["repeats"]):
-        for measure, runner in runners.items():
-            records[measure]["loads"].append(load1())
-            records[measure]["blocks"].append(runner.block(spec["steps"]))
-    for measure, runner in runners.items():
-        records[measure].update(spe=runner.spe, extra=runner.extra)
-    return runners
-
-
-def matmul_rates(backend, measures, n):
-    """The fp32 `n × n` matmul rate (FLOP/s) of each framework taking part, measured now."""
+def matmul_rates(backend, n, precision="float32"):
+    """`{backend: FLOP/s}` of an `n × n` matmul in `precision` on this process's framework."""
     if backend == "tensorflow":
         # As many independent products as CPUs, in one function: they fill every CPU
         # whatever the intra-/inter-op thread split (e.g. TF_NUM_INTRAOP_THREADS=1).
         products = schedulable_cpu_count()
-        rates = {
-            "tensorflow": flops.matmul_flops_per_second(
-                flops.tensorflow_matmul(n, products=products), n, products=products
-            )
-        }
-    else:
-        import jax
-
-        a = jax.random.normal(jax.random.key(0), (n, n))
-        product = jax.jit(lambda x: x @ x)
-        rates = {"jax": flops.matmul_flops_per_second(lambda: product(a).block_until_ready(), n)}
-    if "pytorch" in measures:
-        from benchmarking.pytorch_reference import torch_matmul
-
-        rates["pytorch"] = flops.matmul_flops_per_second(torch_matmul(n), n)
-    return rates
+        matmul = flops.tensorflow_matmul(n, products=products, dtype=precision)
+        return {backend: flops.matmul_flops_per_second(matmul, n, products=products)}
+    return {backend: flops.matmul_flops_per_second(flops.jax_matmul(n, dtype=precision), n)}
 
 
-def run_worker(spec):
-    """Runs `spec["measures"]` in this process.
+def _step_flops(spec, runners):
+    model = next((r.model for r in runners.values() if hasattr(r, "model")), None)
+    return model_step_flops(model if model is not None else build_model(spec), spec)
 
-    Returns:
-        dict: `results` (one dict per measure), `matmul_flops_per_s` (per framework) and
-        `step_flops` (of the training step, counted from the model; `None` for a pipeline-only run).
-    """
+
+def _payload(spec, runners, records, step_flops):
     import keras
 
     backend = keras.backend.backend()
-    if spec.get("dtype_policy"):
-        keras.config.set_dtype_policy(spec["dtype_policy"])
+    results = serving.results(spec, runners, records, backend)
+    rates = matmul_rates(backend, spec["matmul_size"], spec.get("precision", "float32"))
+    if step_flops is not None:
+        report.add_rates(results, step_flops=step_flops, matmul_flops_per_s=max(rates.values()))
+    return {
+        "results": results,
+        "matmul_flops_per_s": rates,
+        "step_flops": step_flops,
+        "versions": worker_versions(),
+    }
+
+
+def run_worker(spec):
+    """Runs `spec["measures"]` in this process, training measurements in turns.
+
+    Returns:
+        dict: `results` (one dict per measure), `matmul_flops_per_s` (this framework, in the
+        run's precision), `step_flops` (of the training step, counted from the model; `None`
+        for a pipeline-only run) and `versions`.
+    """
     training = [m for m in spec["measures"] if m != "pipeline"]
     groups = [training] + ([["pipeline"]] if "pipeline" in spec["measures"] else [])
-    records, step_flops = {}, None
+    all_runners, all_records, step_flops = {}, {}, None
     for group in groups:
         if not group:
             continue
-        runners = _time_group(spec, group, records)
+        runners, records = serving.set_up(spec, group, make_runner)
+        for _ in range(spec["repeats"]):
+            serving.time_block(spec, runners, records)
         if group is training:
-            model = next((r.model for r in runners.values() if hasattr(r, "model")), None)
-            step_flops = model_step_flops(model if model is not None else build_model(spec), spec)
+            step_flops = _step_flops(spec, runners)
+        # Keep the small facts, drop the models before the next group is built.
+        all_runners.update({m: _Facts(r) for m, r in runners.items()})
+        all_records.update(records)
         del runners
-    rates = matmul_rates(backend, spec["measures"], spec["matmul_size"])
-    results = []
-    for measure in spec["measures"]:
-        record = records[measure]
-        stats = summarize(
-            record["warmup"], record["blocks"], steps=spec["steps"], batch_size=spec["batch_size"]
-        )
-        results.append(
-            {
-                "backend": backend,
-                "measure": measure,
-                **stats,
-                **record["extra"],
-                "steps_per_execution": record["spe"],
-                "setup_s": record["setup_s"],
-                "rss_growth_mib": record["rss_growth_mib"],
-                "peak_rss_mib": peak_rss_mib(),
-                "load1": record["loads"],
-            }
-        )
-    if step_flops is not None:
-        report.add_rates(results, step_flops=step_flops, matmul_flops_per_s=max(rates.values()))
-    return {"results": results, "matmul_flops_per_s": rates, "step_flops": step_flops}
+    ordered = {m: all_records[m] for m in spec["measures"]}
+    return _payload(spec, all_runners, ordered, step_flops)
+
+
+class _Facts:
+    """What `serving.results` reads from a runner, kept after the runner is gone."""
+
+    def __init__(self, runner):
+        self.spe, self.extra = runner.spe, dict(runner.extra)
+
+
+def serve_spec(spec):
+    """Sets up and warms up the training measurements, then serves blocks (`serving.serve`)."""
+    runners, records = serving.set_up(spec, spec["measures"], make_runner)
+    serving.serve(
+        spec, runners, records, finish=lambda: _payload(spec, runners, records, _step_flops(spec, runners))
+    )
 
 
 def worker_versions():
-    """Versions, devices and whether TensorFlow was imported, in the measuring process."""
+    """Versions, devices, precision and whether TensorFlow was imported, in the measuring process."""
     import keras
 
-    versions = {"keras": keras.version(), "backend": keras.backend.backend()}
+    versions = {
+        "keras": keras.version(),
+        "backend": keras.backend.backend(),
+        "dtype_policy": keras.config.dtype_policy().name,
+    }
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -218,31 +204,35 @@ def set_tensorflow_threads(inter_op, intra_op):
     tf.config.threading.set_intra_op_parallelism_threads(intra_op)
 
 
-def serve(spec):
-    """The measuring side of `versus_env.interleave_environments`: warms the training
-    measurements up, then times one block of each per `block` line on stdin, printing the
-    seconds as one JSON line; stops at end of input."""
-    runners = {measure: make_runner(spec, measure) for measure in spec["measures"]}
-    warmup = {measure: runner.warm_up(spec["warmup"]) for measure, runner in runners.items()}
-    environment = {name: os.environ.get(name) for name in spec.get("report_env", ())}
-    print(READY_TAG + json.dumps({"warmup": warmup, "environment": environment}), flush=True)
-    for line in sys.stdin:
-        if line.strip() != "block":
-            break
-        load = load1()
-        blocks = {measure: runner.block(spec["steps"]) for measure, runner in runners.items()}
-        print(json.dumps({"load1": load, "blocks": blocks}), flush=True)
+def framework_sees_gpu(backend):
+    """Whether this process's framework (`tensorflow` or `jax`) has a GPU to run on."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    import jax
+
+    return jax.default_backend() == "gpu"
 
 
 def worker_main(spec_json):
-    """The measuring process's entry: prints one tagged JSON line with the results."""
+    """The measuring process's entry: applies the precision and threads, then measures and
+    prints one tagged JSON line with the results (or serves blocks, with `spec["serve"]`)."""
     import keras
 
     spec = json.loads(spec_json)
-    if spec.get("tf_threads") and keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    precision = spec.get("precision", "float32")
+    try:
+        check_device(precision, gpu=precision != "float16" or framework_sees_gpu(backend))
+    except ValueError as error:
+        serving.refuse(f"{error} ({backend} sees none)")
+    if spec.get("tf_threads") and backend == "tensorflow":
         set_tensorflow_threads(*spec["tf_threads"])
+    if spec.get("dtype_policy"):
+        keras.config.set_dtype_policy(spec["dtype_policy"])
     if spec.get("serve"):
-        serve(spec)
+        serve_spec(spec)
         return
     if spec.get("conv_rates"):
         payload = {**measure_conv_rates(spec), "versions": worker_versions()}
@@ -256,30 +246,51 @@ def worker_main(spec_json):
 
         payload = {"breakdown": step_breakdown(spec), "load1": load1(), "versions": worker_versions()}
     else:
-        payload = {**run_worker(spec), "versions": worker_versions()}
+        payload = run_worker(spec)
     print(RESULT_TAG + json.dumps(payload), flush=True)
 
 
-def worker_environment(backend):
-    """The environment of a measuring process: this one, with `KERAS_BACKEND=backend`, this
-    checkout first on `PYTHONPATH` and TensorFlow's C++ log quiet unless asked otherwise."""
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return {
+def python_path(*folders):
+    """`PYTHONPATH` with `folders` first, then the one this process was given."""
+    return os.pathsep.join([*folders, *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+def worker_environment(backend, shared_device=False):
+    """The environment of our measuring process: this one, with `KERAS_BACKEND=backend`,
+    `recipes/` (the `benchmarking` package) and this checkout first on `PYTHONPATH`, and
+    TensorFlow's C++ log quiet unless asked otherwise.
+
+    With `shared_device`, another measuring process runs beside it: TensorFlow and JAX
+    then allocate GPU memory as they need it instead of taking the whole device first.
+    """
+    env = {
         **os.environ,
         "KERAS_BACKEND": backend,
-        "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONPATH": python_path(RECIPES, REPO),
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
     }
+    if shared_device:
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    return env
+
+
+def worker_command(script, spec, flags=()):
+    """The command line of our measuring process: `script --worker SPEC *flags`."""
+    return [sys.executable, os.path.abspath(script), "--worker", json.dumps(spec), *flags]
 
 
 def spawn(script, spec, backend, flags=()):
     """Runs `script --worker SPEC *flags` with `KERAS_BACKEND=backend`; returns the worker's payload."""
-    env = worker_environment(backend)
-    command = [sys.executable, os.path.abspath(script), "--worker", json.dumps(spec), *flags]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        worker_command(script, spec, flags), env=worker_environment(backend), capture_output=True, text=True
+    )
+    refusals = [line for line in proc.stdout.splitlines() if line.startswith(serving.ERROR_TAG)]
+    if refusals:
+        raise serving.WorkerError(refusals[-1][len(serving.ERROR_TAG) :].strip(), refused=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(
+        raise serving.WorkerError(
             f"benchmark worker ({backend}, {spec['measures']}) failed with exit code {proc.returncode}:\n"
             f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
         )

@@ -59,24 +59,28 @@ def test_unknown_preset_raises():
         aug.AugmentationConfig.preset("mnist")
 
 
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+
+
 @pytest.mark.parametrize(
-    "mean, std, match",
+    ("size", "shown"),
     [
-        ((0.5, 0.5), (1, 1, 1), "mean needs one value per RGB channel"),
-        ((0, 0, 0), (1, 1), "std needs one value per RGB channel"),
-        ((0, 0, 0), (0, 1, 1), "positive stds"),
-        (None, (1, 1, 1), "3 numbers each"),
-        (("a", 0, 0), (1, 1, 1), "3 numbers each"),
+        (0, r"0"),
+        (-5, r"-5"),
+        ("32", r"'32'"),
+        (True, r"True \(bool\)"),
+        ((32, 32, 3), r"\(32, 32, 3\) \(tuple\)"),
+        (16.5, r"16\.5 \(float\)"),
     ],
+    ids=["image-size-0", "negative-image-size", "string", "bool", "three-numbers", "fraction"],
 )
-def test_check_mean_std_rejects_bad_statistics(mean, std, match):
-    with pytest.raises(ValueError, match=match):
-        normalization.check_mean_std(mean, std)
+def test_image_sizes_that_are_not_sizes_are_named_with_their_type(size, shown):
+    with pytest.raises(
+        ValueError, match=rf"image_size must be a positive int or \(height, width\), got {shown}"
+    ):
+        aug.AugmentationConfig.preset("cifar", image_size=size)
 
 
-def test_check_mean_std_returns_float_tuples():
-    assert normalization.check_mean_std([0, 1, 2], (1, 2, 3)) == ((0.0, 1.0, 2.0), (1.0, 2.0, 3.0))
-    assert normalization.check_mean_std(normalization.IMAGENET_MEAN, normalization.IMAGENET_STD) == (
-        normalization.IMAGENET_MEAN,
-        normalization.IMAGENET_STD,
-    )
+def test_a_scalar_crop_scale_is_refused_as_not_a_pair():
+    with pytest.raises(ValueError, match=r"crop_scale must be a \(min, max\) pair of numbers, got 0\.5"):
+        aug.AugmentationConfig.preset("cifar", crop_scale=0.5)

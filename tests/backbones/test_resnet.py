@@ -273,3 +273,24 @@ def test_trains_inside_keras_cv_deeplab():
     history = segmenter.fit(images, masks, batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert not np.array_equal(before, _numpy(encoder.get_layer("conv1_conv").kernel))
+
+
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((19, (32, 32, 3)), {}, r"depth must be one of \[18, 34, 50, 101, 152\], got 19"),
+        (
+            (18, (32, 32, 3)),
+            {"width": 0},
+            r"width must be a positive integer \(64 for the standard ResNets\), got 0",
+        ),
+        ((18, (32, 32)), {}, r"image_shape must be \(height, width, channels\), got \(32, 32\)"),
+    ],
+    ids=["depth-19", "width-0", "image-shape-without-channels"],
+)
+def test_resnet_refuses_bad_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        resnet(*args, **kwargs)

@@ -9,20 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_barlow import BarlowTwins, evaluation
+from keras_barlow import evaluation
 from keras_barlow.callbacks import monitors as cb
-
-
-def tiny_model(image_size=8, dims=(16, 16)):
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((image_size, image_size, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    encoder = keras.Model(inputs, x)
-    model = BarlowTwins(encoder, projector_dims=dims)
-    model.compile(optimizer=keras.optimizers.SGD(0.01))
-    return model
 
 
 def view_pairs(n=16, seed=0):
@@ -122,8 +110,8 @@ def test_effective_rank_and_stats():
 
 
 @pytest.mark.tensorflow_only
-def test_cross_correlation_monitor_writes_png_and_tensorboard(tmp_path):
-    model = tiny_model()
+def test_cross_correlation_monitor_writes_png_and_tensorboard(tmp_path, tiny_encoder, tiny_model):
+    model = tiny_model(tiny_encoder(seed=0))
     view_a, view_b = view_pairs()
     monitor = cb.CrossCorrelationMonitor((view_a, view_b), tmp_path, every=2, max_dims=16)
     history = model.fit(_views_dataset(view_a, view_b), epochs=3, verbose=0, callbacks=[monitor])
@@ -169,8 +157,8 @@ def _views_dataset(view_a, view_b, batch=8):
 
 
 @pytest.mark.tensorflow_only
-def test_cross_correlation_monitor_makes_views_from_images(tmp_path):
-    model = tiny_model()
+def test_cross_correlation_monitor_makes_views_from_images(tmp_path, tiny_encoder, tiny_model):
+    model = tiny_model(tiny_encoder(seed=0))
     images = np.random.default_rng(0).uniform(size=(12, 8, 8, 1)).astype("float32")
     monitor = cb.CrossCorrelationMonitor(images, tmp_path, augmentation="digits", tensorboard=False)
     monitor.set_model(model)
@@ -185,8 +173,8 @@ def test_cross_correlation_monitor_makes_views_from_images(tmp_path):
 
 
 @pytest.mark.tensorflow_only
-def test_knn_monitor_logs_match_knn_accuracy(tmp_path):
-    model = tiny_model()
+def test_knn_monitor_logs_match_knn_accuracy(tmp_path, tiny_encoder, tiny_model):
+    model = tiny_model(tiny_encoder(seed=0))
     rng = np.random.default_rng(1)
     labels = np.repeat(np.arange(3), 10)
     images = rng.uniform(0, 0.3, size=(30, 8, 8, 3)).astype("float32")

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from keras_barlow.augment import PRESETS
 from keras_barlow.cli import quickstart
 
 
@@ -21,6 +22,28 @@ def test_dataset_defaults():
     assert quickstart.parse_args(["--grayscale"]).grayscale is True
 
 
+def test_preset_choices_are_the_library_presets(capsys):
+    (preset,) = [a for a in quickstart.build_parser()._actions if "--preset" in a.option_strings]
+    assert list(preset.choices) == sorted(PRESETS)
+    assert quickstart.parse_args(["--preset", "mnist5k"]).preset == "mnist5k"
+    with pytest.raises(SystemExit):
+        quickstart.parse_args(["--preset", "cifar10"])
+    assert "invalid choice: 'cifar10'" in capsys.readouterr().err
+
+
+def test_smoke_settings_and_help_text():
+    smoke = quickstart.parse_args(["--smoke", "--data", "mnist5k"])
+    assert (smoke.epochs, smoke.width, smoke.image_size, smoke.eval_seeds, smoke.grayscale) == (
+        2,
+        4,
+        8,
+        2,
+        True,
+    )
+    assert "python recipes/quickstart.py --smoke" in quickstart.describe("python recipes/quickstart.py")
+    assert "keras-barlow quickstart --data mnist5k" in quickstart.build_parser().format_help()
+
+
 @pytest.mark.slow
 @pytest.mark.tensorflow_only
 def test_mnist5k_smoke(tmp_path):
@@ -29,7 +52,7 @@ def test_mnist5k_smoke(tmp_path):
     assert set(metrics["evaluation"]) == {"barlow_twins", "random_init", "raw_pixels"}
     assert metrics["settings"]["preset"] == "mnist5k" and metrics["settings"]["grayscale"] is True
     card = json.loads((output / "encoder" / "model_card.json").read_text())
-    assert "--data mnist5k" in json.dumps(card)
+    assert card["recipe"].startswith("keras-barlow quickstart --data mnist5k --smoke")
     assert card["architecture"]["config"]["grayscale"] is True and card["input"]["image_shape"][-1] == 3
     assert os.path.isfile(output / "cross_correlation.png")
     assert "## Evaluation on the mnist5k test split" in (output / "encoder" / "README.md").read_text()

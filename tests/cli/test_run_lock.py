@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from keras_barlow.cli import run_lock
 from keras_barlow.cli.run_lock import (
     LOCK_FILENAME,
     OutputDirectoryLock,
@@ -16,8 +17,7 @@ from keras_barlow.cli.run_lock import (
     process_start_ticks,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_LOCK_FILE = os.path.join(REPO, "keras_barlow", "run_lock.py")
+RUN_LOCK_FILE = run_lock.__file__
 
 # Loads run_lock.py by path so that the helper processes start in well under a second
 # (importing the package would import Keras).

@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_barlow import augment as aug
+from keras_barlow.data import pretraining_dataset
 
 
 def pixels(views, config="cifar"):
@@ -14,3 +15,15 @@ def pixels(views, config="cifar"):
 def first(dataset, n=1):
     """The first `n` elements of `dataset` as tuples of NumPy arrays."""
     return [tuple(t.numpy() for t in element) for element in dataset.take(n)]
+
+
+def first_batch(source, **kwargs):
+    """The first `(view_a, view_b)` batch of `pretraining_dataset(source)`: 8 images of 16 px
+    with the cifar preset and seed 0, unless `kwargs` say otherwise."""
+    kwargs = {
+        "batch_size": 8,
+        "augment": aug.AugmentationConfig.preset("cifar", image_size=16),
+        "seed": 0,
+        **kwargs,
+    }
+    return next(iter(pretraining_dataset(source, **kwargs)))

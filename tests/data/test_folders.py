@@ -2,13 +2,17 @@
 
 import logging
 import os
+import threading
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import uniform_images
 
 from keras_barlow import data
 from keras_barlow.augment import AugmentationConfig
+from keras_barlow.data.folders import UNSUPPORTED_IMAGE_EXTENSIONS
+from keras_barlow.fault_tolerance import resumable_dataset
 from tests.data.helpers import first
 
 pytestmark = pytest.mark.tensorflow_only
@@ -130,3 +134,183 @@ def test_flat_folder_pretrains_but_has_no_labels(tmp_path):
         )
     with pytest.raises(ValueError, match="does not exist"):
         data.pretraining_dataset(str(tmp_path / "missing"), batch_size=2)
+
+
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+
+
+def test_a_truncated_image_in_a_folder_is_skipped_and_counted(tmp_path):
+    png = tf.io.encode_png(uniform_images(1, dtype="uint8", scale=255.0)[0]).numpy()
+    for index in range(4):
+        (tmp_path / f"{index}.png").write_bytes(png if index else png[:40])
+    folder = data.scan_image_folder(tmp_path)
+    assert [(os.path.basename(path), "truncated" in reason) for path, reason in folder.skipped] == [
+        ("0.png", True)
+    ]
+    assert len(folder.files) == 3
+
+
+def test_missing_image_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"does not exist or is not a directory"):
+        data.scan_image_folder(tmp_path / "nope")
+
+
+@pytest.mark.parametrize(("name", "content"), [("notes.txt", "hi"), ("photo.jpg", "not a jpeg")])
+def test_folder_without_real_images_is_refused(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match=r"no readable images \(\.jpg.*found in"):
+        data.scan_image_folder(tmp_path)
+
+
+def test_a_folder_whose_only_image_is_truncated_is_refused(tmp_path):
+    jpeg = tf.io.encode_jpeg(uniform_images(1, dtype="uint8", scale=255.0)[0]).numpy()
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    with pytest.raises(ValueError, match=r"no readable images"):
+        data.scan_image_folder(tmp_path)
+
+
+SMALL = AugmentationConfig.preset("imagenet", image_size=8)
+
+
+def _png_new(seed, corrupt=False):
+    """A 16×16 PNG; `corrupt`: complete (signature, header and end marker intact) with a
+    damaged byte in its pixel data, so that only decoding finds it."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    image = bytearray(tf.io.encode_png(pixels).numpy())
+    if corrupt:
+        image[len(image) // 2] ^= 0xFF
+    return bytes(image)
+
+
+def _folder(root, good, corrupt):
+    root.mkdir(exist_ok=True)
+    for i in range(good + corrupt):
+        (root / f"{i:02d}.png").write_bytes(_png_new(i, corrupt=i >= good))
+    return str(root)
+
+
+def _collect(dataset, timeout=120):
+    """The batches of `dataset`, or the error it raised; fails (instead of hanging) after `timeout` s."""
+    out = {}
+
+    def run():
+        try:
+            out["batches"] = [tuple(t.numpy() for t in b) for b in dataset]
+        except tf.errors.OpError as error:
+            out["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "the dataset did not end: it hangs"
+    return out
+
+
+def test_unsupported_image_formats_are_skipped_and_counted(tmp_path):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "dog").mkdir()
+    for name in ("cat/a.png", "dog/b.png"):
+        (tmp_path / name).write_bytes(_png_new(0))
+    for name in ("cat/c.webp", "dog/d.TIFF", "dog/e.tif", "dog/f.heic", "dog/g.avif", "loose.webp"):
+        (tmp_path / name).write_bytes(b"RIFF\0\0\0\0WEBPVP8 ")
+    (tmp_path / "dog" / "notes.txt").write_text("not an image: not listed")
+    folder = data.scan_image_folder(tmp_path)
+    assert [os.path.relpath(p, tmp_path) for p in folder.files] == ["cat/a.png", "dog/b.png"]
+    skipped = {os.path.relpath(p, tmp_path): reason for p, reason in folder.skipped}
+    assert sorted(skipped) == [
+        "cat/c.webp",
+        "dog/d.TIFF",
+        "dog/e.tif",
+        "dog/f.heic",
+        "dog/g.avif",
+        "loose.webp",
+    ]
+    assert skipped["cat/c.webp"].startswith(
+        "unsupported image format .webp: only JPEG, PNG, GIF and BMP files are read; convert it"
+    )
+    assert skipped["dog/d.TIFF"].startswith("unsupported image format .tiff:")
+    assert {".webp", ".tif", ".tiff", ".heic", ".avif"} <= set(UNSUPPORTED_IMAGE_EXTENSIONS)
+
+
+def test_a_folder_of_webp_files_only_says_why_it_has_no_images(tmp_path):
+    for i in range(3):
+        (tmp_path / f"{i}.webp").write_bytes(b"RIFF\0\0\0\0WEBPVP8 ")
+    with pytest.raises(
+        ValueError, match=r"no readable images .* skipped 3 files, e\.g\. .*0\.webp \(unsupported"
+    ):
+        data.scan_image_folder(tmp_path)
+
+
+def test_corrupt_image_data_passes_the_scan_and_is_counted_when_decoded(tmp_path, capfd):
+    folder = _folder(tmp_path / "f", good=5, corrupt=2)
+    scanned = data.scan_image_folder(folder)
+    assert len(scanned.files) == 7 and scanned.skipped == []  # header and end marker intact
+    dataset = data.pretraining_dataset(folder, batch_size=2, augment=SMALL, seed=0)
+    capfd.readouterr()
+    for _ in range(2):  # two passes: one count each
+        assert len(_collect(dataset)["batches"]) == 2  # 5 decodable images, full batches of 2
+    warning = "2 of 7 image files failed to decode in this pass over the data and were skipped"
+    assert capfd.readouterr().err.count(warning) == 2
+    with pytest.raises(ValueError, match=r"needs labels: .*a flat folder"):
+        data.labeled_dataset(data.scan_image_folder(folder), batch_size=3, augment="cifar")
+    # With class sub-folders, the labelled pipeline keeps every decodable image, in order.
+    os.makedirs(tmp_path / "c" / "x")
+    os.rename(folder, tmp_path / "c" / "x" / "f")
+    labeled = data.labeled_dataset(str(tmp_path / "c"), batch_size=3, augment=SMALL)
+    assert [len(labels) for _, labels in _collect(labeled)["batches"]] == [3, 2]
+    assert warning in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_fewer_decodable_images_than_one_batch_is_an_error_not_an_empty_pass(tmp_path, cache):
+    folder = _folder(tmp_path / "f", good=2, corrupt=4)
+    dataset = data.pretraining_dataset(folder, batch_size=4, augment=SMALL, seed=0, cache=cache)
+    error = _collect(dataset)["error"]
+    assert isinstance(error, tf.errors.InvalidArgumentError)
+    assert (
+        "only 2 of 6 image files decode (4 failed: corrupt image data), fewer than one batch of 4: every "
+        "pass over the data would come out short. scan_image_folder (or scan_image_files) with validate "
+        "set to decode lists them: remove or replace them, add images, or lower batch_size"
+    ) in error.message
+
+
+def test_the_error_counts_the_files_the_scan_skipped_too(tmp_path):
+    folder = _folder(tmp_path / "f", good=1, corrupt=3)
+    (tmp_path / "f" / "x.webp").write_bytes(b"RIFF")
+    error = _collect(data.pretraining_dataset(folder, batch_size=2, augment=SMALL, seed=0))["error"]
+    assert (
+        "only 1 of 4 image files decode (3 failed: corrupt image data) (the folder scan skipped 1 more"
+        in (error.message)
+    )
+
+
+def test_a_labelled_folder_whose_files_all_fail_to_decode_is_an_error(tmp_path):
+    _folder(tmp_path / "a", good=0, corrupt=3)
+    error = _collect(data.labeled_dataset(str(tmp_path), batch_size=2, augment=SMALL))["error"]
+    assert "only 0 of 3 image files decode (3 failed: corrupt image data), fewer than 1:" in error.message
+
+
+def test_refilled_epochs_of_a_folder_with_too_few_decodable_images_fail_instead_of_hanging(tmp_path):
+    folder = _folder(tmp_path / "f", good=3, corrupt=3)
+    passes = data.pretraining_epochs(folder, batch_size=4, augment=SMALL, seed=0)
+    assert passes.steps_per_epoch == 1  # 6 files scanned: the scan cannot tell
+    stream = resumable_dataset(passes, epochs=2, steps_per_epoch=3, refill=True)
+    error = _collect(stream)["error"]
+    assert "only 3 of 6 image files decode (3 failed: corrupt image data), fewer than one batch of 4" in (
+        error.message
+    )
+
+
+def test_decode_drops_keep_batches_a_function_of_seed_epoch_and_step(tmp_path):
+    folder = _folder(tmp_path / "f", good=9, corrupt=2)  # 9 decodable: 4 batches of 2 per pass
+    passes = data.pretraining_epochs(folder, batch_size=2, augment=SMALL, seed=3)
+    full = _collect(resumable_dataset(passes, epochs=2, steps_per_epoch=6, refill=True))["batches"]
+    assert len(full) == 12
+    again = data.pretraining_epochs(folder, batch_size=2, augment=SMALL, seed=3)
+    tail = _collect(resumable_dataset(again, epochs=2, steps_per_epoch=6, start_step=5, refill=True))[
+        "batches"
+    ]
+    assert len(tail) == 7
+    for got, want in zip(tail, full[5:]):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])

@@ -6,11 +6,12 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import uniform_images
 
 from keras_barlow import data
 from keras_barlow.augment import AugmentationConfig
 from tests.conftest import run_python
-from tests.data.helpers import first, pixels
+from tests.data.helpers import first, first_batch, pixels
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -167,3 +168,37 @@ def test_the_source_is_cached_once_not_per_epoch():
     stream = resumable_dataset(passes, epochs=3, steps_per_epoch=3)
     assert len(list(stream)) == 9
     assert int(reads.numpy()) == 24  # decoded once, not once per epoch
+
+
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (uniform_images(0), r"0 images.*fewer than one batch of 8"),
+        (uniform_images(4), r"4 images.*fewer than one batch of 8"),
+    ],
+    ids=["empty", "fewer-than-a-batch"],
+)
+def test_pretraining_dataset_refuses_unusable_arrays(source, message):
+    with pytest.raises(ValueError, match=message):
+        first_batch(source)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 1}, r"per-replica batch is 1.*at least 2"),
+        ({"batch_size": 8.5}, r"batch_size must be a positive int, got 8.5"),
+        (
+            {"augment": "imagnet"},
+            r"unknown augmentation preset 'imagnet'; "
+            r"choose one of \['cifar', 'digits', 'imagenet', 'mnist5k'\]",
+        ),
+    ],
+    ids=["batch-1", "fractional-batch", "preset-typo"],
+)
+def test_pretraining_dataset_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        first_batch(uniform_images(), **kwargs)

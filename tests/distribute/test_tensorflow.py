@@ -1,6 +1,5 @@
 """Choosing the hardware on TensorFlow: `get_strategy` / `setup_hardware` decision logic (TPU branches with
-the resolver faked — no test pretends a TPU ran), TF_CONFIG parsing, and the version guards
-of the MultiWorkerMirroredStrategy workaround."""
+the resolver faked — no test pretends a TPU ran) and TF_CONFIG parsing."""
 
 import logging
 from unittest import mock
@@ -184,39 +183,6 @@ def test_a_local_tpu_vm_is_not_connected_remotely(monkeypatch):
         tf_distribute._tpu_strategy(resolver)
     connect.assert_not_called()
     tpu_strategy.assert_called_once_with(resolver)
-
-
-@tensorflow_only
-def test_multi_worker_workaround_is_guarded(monkeypatch):
-    import tensorflow as tf
-
-    from keras_barlow.trainers import tensorflow as trainer
-
-    assert not trainer.needs_multi_worker_workaround(tf.distribute.get_strategy())
-    single_worker = tf.distribute.MultiWorkerMirroredStrategy()  # no TF_CONFIG: one worker
-    assert not trainer.needs_multi_worker_workaround(single_worker)
-    several = mock.Mock(spec=tf.distribute.MultiWorkerMirroredStrategy, num_replicas_in_sync=2)
-    several.extended.worker_devices = ["/job:worker/task:0/device:CPU:0"]
-    assert trainer.needs_multi_worker_workaround(several)
-    monkeypatch.setattr(keras, "version", lambda: "4.0.0")
-    assert not trainer.needs_multi_worker_workaround(several)  # outside the guarded versions
-
-
-@tensorflow_only
-def test_steps_per_execution_under_mirrored_strategy_fails_clearly():
-    import tensorflow as tf
-
-    from keras_barlow import BarlowTwins
-    from keras_barlow.trainers import tensorflow as trainer
-
-    model = mock.Mock(steps_per_execution=4, sync_batchnorm=True)
-    model.distribute_strategy = mock.Mock(spec=tf.distribute.MirroredStrategy, num_replicas_in_sync=2)
-    with pytest.raises(ValueError, match=r"steps_per_execution=4.*keras-team/keras#19246"):
-        trainer.prepare_train_function(model)
-    encoder = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten()])
-    single = BarlowTwins(encoder, projector_dims=(4,))
-    single.compile(optimizer="sgd", steps_per_execution=4)
-    trainer.prepare_train_function(single)  # one replica: allowed
 
 
 def test_setup_hardware_checks_its_choice():

@@ -1,7 +1,7 @@
-"""Small synthetic data and encoders shared by the evaluation tests (as fixtures: test
-modules are imported with `--import-mode=importlib` and cannot import each other)."""
+"""Small synthetic data shared by the evaluation tests (as fixtures: test modules are
+imported with `--import-mode=importlib` and cannot import each other). The tiny encoder is
+the `tiny_encoder` fixture of tests/conftest.py."""
 
-import keras
 import numpy as np
 import pytest
 
@@ -23,15 +23,6 @@ def _image_blobs(n_per_class=12, classes=3, seed=0):
     return images, labels
 
 
-def _tiny_encoder(image_size=8, seed=0):
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((image_size, image_size, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    return keras.Model(inputs, x, name="tiny")
-
-
 @pytest.fixture
 def blobs():
     return _blobs
@@ -40,8 +31,3 @@ def blobs():
 @pytest.fixture
 def image_blobs():
     return _image_blobs
-
-
-@pytest.fixture
-def tiny_encoder():
-    return _tiny_encoder

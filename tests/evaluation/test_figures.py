@@ -4,8 +4,8 @@ import struct
 
 import numpy as np
 import pytest
-
 from helpers import run_python
+
 from keras_barlow.evaluation import embedding_figure, training_figure
 from keras_barlow.evaluation.features import Features
 from keras_barlow.evaluation.figures import tsne_2d

@@ -13,7 +13,7 @@ def test_fine_tune_subset_is_deterministic_and_encoder_copied(image_blobs, tiny_
     import tensorflow as tf
 
     images, labels = image_blobs(n_per_class=20)
-    encoder = tiny_encoder()
+    encoder = tiny_encoder(seed=0)
     before = [w.copy() for w in encoder.get_weights()]
     result, model = fine_tune(
         encoder,
@@ -47,7 +47,7 @@ def test_fine_tune_subset_is_deterministic_and_encoder_copied(image_blobs, tiny_
 
 def test_frozen_encoder_learning_rate_zero_keeps_encoder(image_blobs, tiny_encoder):
     images, labels = image_blobs(n_per_class=10)
-    encoder = tiny_encoder()
+    encoder = tiny_encoder(seed=0)
     before = [keras.ops.convert_to_numpy(w).copy() for w in encoder.trainable_weights]
     _, model = fine_tune(
         encoder, (images, labels), 0.5, epochs=2, encoder_learning_rate=0.0, batch_size=8, return_model=True

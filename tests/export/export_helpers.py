@@ -6,17 +6,13 @@ import os
 
 import keras
 import numpy as np
+from helpers import relative_error
 
 import keras_barlow
 from keras_barlow.backbones import resnet
 
 IMAGE_SIZE = 32
 REL_TOL = 1e-5  # relative: inference-mode BN after a few steps can give large features
-
-
-def relative_error(actual, expected):
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30))
 
 
 def probe_images(n=6, seed=3):

@@ -60,6 +60,16 @@ def test_stale_staging_of_dead_writers_is_cleaned(exported, tmp_path):
     assert export.load_encoder(tmp_path / base) is not None
 
 
+def test_a_killed_exports_partial_folder_is_cleaned_by_the_next_export(exported, tmp_path):
+    # The staging name records its writer (`.NAME.partial-PID@HOST-RANDOM`); this writer is dead.
+    leftover = tmp_path / f".encoder.partial-{dead_pid()}@{socket.gethostname()}-killed"
+    (leftover / "saved_model").mkdir(parents=True)
+    (leftover / "encoder.keras").write_bytes(b"half")
+    os.utime(leftover, (0, 0))  # written long ago: its export is not running any more
+    export.export_encoder(exported["model"], tmp_path / "encoder", metadata={"augmentation": "digits"})
+    assert sorted(os.listdir(tmp_path)) == ["encoder"]
+
+
 def test_backup_of_a_writer_killed_between_renames_is_put_back(exported, tmp_path):
     """Killed after moving the old export aside: the next export (or clean-up) restores it."""
     backup = tmp_path / f".encoder.previous-{dead_pid()}@{socket.gethostname()}-abcd1234"

@@ -7,11 +7,12 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import relative_error
 
 from keras_barlow import export
 from keras_barlow.backbones import resnet
 from tests.conftest import run_python
-from tests.export.export_helpers import REL_TOL, helper_source, relative_error
+from tests.export.export_helpers import REL_TOL, helper_source
 
 
 def test_load_encoder_remembers_the_card(exported):
@@ -78,6 +79,14 @@ def test_missing_directory_and_missing_file_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"has no encoder\.keras"):
         export.load_encoder(tmp_path / "empty")
+
+
+def test_model_card_of_a_non_export_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no model_card.json in .*not an encoder export"):
+        export.read_model_card(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"has no encoder.keras \(found nothing\).*export_encoder"):
+        export.load_encoder(tmp_path)
+    assert os.listdir(tmp_path) == []
 
 
 def test_truncated_encoder_gives_a_clear_error(exported, tmp_path):

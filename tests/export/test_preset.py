@@ -7,10 +7,11 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import relative_error
 
 from keras_barlow import export
 from tests.conftest import run_python
-from tests.export.export_helpers import REL_TOL, relative_error
+from tests.export.export_helpers import REL_TOL
 
 
 @pytest.mark.tensorflow_only  # both backends in fresh processes: once is enough
@@ -74,3 +75,88 @@ def test_image_converter_normalises_raw_pixels(exported):
         from keras_barlow.backbones import resnet
 
         export.image_converter(resnet(18, (32, 32, 3), width=4))
+
+
+# --- Stock KerasHub presets -------------------------------------------------------------
+
+_BLOCKED_KERAS_BARLOW = "import sys\nsys.modules['keras_barlow'] = None  # `import keras_barlow` now fails\n"
+
+
+def _randomised_statistics(encoder, seed):
+    rng = np.random.default_rng(seed)
+    for layer in encoder.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape).astype("float32"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("grayscale", [False, True], ids=["rgb", "grey"])
+def test_imagenet_stem_resnet_preset_loads_with_stock_keras_hub_alone(tmp_path, grayscale):
+    from keras_barlow import export_encoder, resnet
+    from keras_barlow.export import pretraining_preprocessing
+    from keras_barlow.export.preset import preset_needs_keras_barlow
+
+    keras.utils.set_random_seed(0)
+    encoder = resnet(18, (64, 64, 3), small_images=False, grayscale=grayscale)
+    _randomised_statistics(encoder, seed=1)
+    directory = tmp_path / "export"
+    export_encoder(encoder, directory, metadata={"augmentation": "imagenet", "image_size": 64})
+    preset = directory / "keras_hub_preset"
+    assert not preset_needs_keras_barlow(preset)
+    config = json.loads((preset / "config.json").read_text())
+    assert config["registered_name"] == "keras_hub>ResNetBackbone"
+    card = json.loads((directory / "model_card.json").read_text())
+    assert card["files"]["keras_hub_preset"]["needs_keras_barlow"] is False
+
+    images = np.random.default_rng(2).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    loaded = keras.models.load_model(directory / "encoder.keras")
+    spec = pretraining_preprocessing(loaded)
+    normalised = ((images / 255.0 - np.array(spec["mean"])) / np.array(spec["std"])).astype("float32")
+    expected = keras.ops.convert_to_numpy(loaded(normalised))
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "normalised.npy", normalised)
+    code = _BLOCKED_KERAS_BARLOW + textwrap.dedent(
+        f"""
+        import numpy as np, keras, keras_hub
+        preset = {str(preset)!r}
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+        classifier = keras_hub.models.ImageClassifier.from_preset(preset, num_classes=3)
+        features = backbone(np.load({str(tmp_path / "normalised.npy")!r}))
+        raw = np.load({str(tmp_path / "images.npy")!r})
+        through_preprocessor = classifier.backbone(classifier.preprocessor(raw))
+        np.save({str(tmp_path / "features.npy")!r}, keras.ops.convert_to_numpy(features))
+        np.save({str(tmp_path / "preprocessed.npy")!r}, keras.ops.convert_to_numpy(through_preprocessor))
+        print(type(backbone).__name__, type(classifier).__name__, sys.modules.get("keras_barlow"))
+        """
+    )
+    out = run_python(code)
+    assert "ResNetBackbone ResNetImageClassifier None" in out
+    scale = np.abs(expected).max()
+    assert np.abs(np.load(tmp_path / "features.npy") - expected).max() <= 1e-5 * scale
+    assert np.abs(np.load(tmp_path / "preprocessed.npy") - expected).max() <= 1e-5 * scale
+
+
+def test_small_image_presets_say_they_need_keras_barlow(tmp_path):
+    from keras_barlow import export_encoder, resnet
+    from keras_barlow.export.preset import preset_needs_keras_barlow
+
+    encoder = resnet(18, (16, 16, 3), small_images=True, width=4)
+    directory = tmp_path / "export"
+    export_encoder(encoder, directory, metadata={"augmentation": "digits", "image_size": 16})
+    preset = directory / "keras_hub_preset"
+    assert preset_needs_keras_barlow(preset)
+    metadata = json.loads((preset / "metadata.json").read_text())["keras_barlow"]
+    assert metadata["load"].startswith("pip install keras-barlow; import keras_barlow;")
+    card = json.loads((directory / "model_card.json").read_text())
+    assert card["files"]["keras_hub_preset"]["needs_keras_barlow"] is True
+    code = _BLOCKED_KERAS_BARLOW + textwrap.dedent(
+        f"""
+        import keras_hub
+        try:
+            keras_hub.models.Backbone.from_preset({str(preset)!r})
+        except Exception as error:
+            print("refused:", error)
+        """
+    )
+    assert "refused:" in run_python(code) and "PretrainedResNetBackbone" in run_python(code)

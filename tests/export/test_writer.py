@@ -1,6 +1,7 @@
 """export_encoder: the files it writes, the card, the SavedModel, atomicity, bad inputs."""
 
 import hashlib
+import json
 import os
 import shutil
 import zipfile
@@ -8,12 +9,13 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from helpers import relative_error
 
 import keras_barlow
 from keras_barlow import export
 from keras_barlow.backbones import resnet
 from keras_barlow.export import writer
-from tests.export.export_helpers import IMAGE_SIZE, REL_TOL, hidden_entries, relative_error, tree_digest
+from tests.export.export_helpers import IMAGE_SIZE, REL_TOL, hidden_entries, tree_digest
 
 
 def test_export_writes_the_four_artefacts_and_a_complete_card(exported):
@@ -192,3 +194,38 @@ def test_failed_swap_restores_the_previous_artefact(exported, tmp_path, monkeypa
         export.export_encoder(exported["model"], target, metadata={"augmentation": "digits"})
     assert tree_digest(target) == before
     assert not hidden_entries(tmp_path)
+
+
+@pytest.mark.tensorflow_only  # reads the SavedModel with TensorFlow
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_exports_of_mixed_precision_training_serve_and_load_float32(tmp_path, policy):
+    import tensorflow as tf
+
+    from keras_barlow import BarlowTwins, export_encoder, resnet
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = BarlowTwins(resnet(18, (16, 16, 3), small_images=True, width=4), projector_dims=(16, 16))
+        export_encoder(model, tmp_path / "export", metadata={"augmentation": "digits", "image_size": 16})
+        assert keras.config.dtype_policy().name == policy  # restored after the export
+        kept = export_encoder(
+            model, tmp_path / "kept", metadata={"augmentation": "digits", "image_size": 16}, dtype_policy=None
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    card = json.loads((tmp_path / "export" / "model_card.json").read_text())
+    assert card["architecture"]["dtype_policy"] == {
+        "trained": policy,
+        "exported": "float32",
+        "compute_dtype": "float32",
+    }
+    assert card["files"]["saved_model"]["outputs"]["features"]["dtype"] == "float32"
+    loaded = keras.models.load_model(tmp_path / "export" / "encoder.keras")
+    assert loaded.dtype_policy.name == "float32"
+    assert {layer.dtype_policy.name for layer in loaded.layers} == {"float32"}
+    serve = tf.saved_model.load(str(tmp_path / "export" / "saved_model")).signatures["serving_default"]
+    assert serve(images=tf.zeros((2, 16, 16, 3)))["features"].dtype == tf.float32
+    with open(os.path.join(kept, "model_card.json")) as f:
+        kept_card = json.load(f)
+    assert kept_card["architecture"]["dtype_policy"]["exported"] == policy
+    assert keras.models.load_model(os.path.join(kept, "encoder.keras")).dtype_policy.name == policy

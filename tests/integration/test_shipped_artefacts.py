@@ -6,9 +6,10 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import relative_error
 
 from keras_barlow import export
-from tests.export.export_helpers import REL_TOL, relative_error
+from tests.export.export_helpers import REL_TOL
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_TOOLS = os.path.join(REPO, "recipes")

@@ -1,11 +1,12 @@
-"""FeaturePooling, build_projector and unsynchronized_batchnorm."""
+"""build_projector, check_projector_dims (what `projector_dims` may be, as `BarlowTwins`
+receives it) and unsynchronized_batchnorm."""
 
 import keras
-import numpy as np
 import pytest
-from keras import ops
+from helpers import tiny_encoder
 
-from keras_barlow.layers import FeaturePooling, build_projector, unsynchronized_batchnorm
+from keras_barlow import BarlowTwins
+from keras_barlow.layers import build_projector, unsynchronized_batchnorm
 
 
 def test_projector_follows_the_paper():
@@ -20,27 +21,6 @@ def test_projector_follows_the_paper():
         build_projector(())
 
 
-@pytest.mark.parametrize(
-    "shape, mode, expected",
-    [
-        ((2, 3, 3, 4), "auto", lambda x: x.mean(axis=(1, 2))),
-        ((2, 5, 4), "auto", lambda x: x[:, 0]),
-        ((2, 5, 4), "mean_tokens", lambda x: x.mean(axis=1)),
-        ((2, 4), "auto", lambda x: x),
-    ],
-)
-def test_feature_pooling(shape, mode, expected):
-    x = np.random.default_rng(0).normal(size=shape).astype("float32")
-    np.testing.assert_allclose(ops.convert_to_numpy(FeaturePooling(mode)(x)), expected(x), rtol=1e-6)
-
-
-def test_feature_pooling_rejects_unknown_modes_and_ranks():
-    with pytest.raises(ValueError, match="pooling mode"):
-        FeaturePooling("max")
-    with pytest.raises(ValueError, match="got shape"):
-        FeaturePooling()(np.zeros((2, 3, 3, 3, 4), "float32"))
-
-
 @pytest.mark.tensorflow_only  # Keras accepts synchronized=True only on TensorFlow
 def test_unsynchronized_batchnorm_only_touches_synchronized_batch_norms():
     synced = keras.layers.BatchNormalization(synchronized=True)
@@ -49,3 +29,38 @@ def test_unsynchronized_batchnorm_only_touches_synchronized_batch_norms():
     with unsynchronized_batchnorm([synced, plain, dense]):
         assert not synced.synchronized and not plain.synchronized
     assert synced.synchronized and not plain.synchronized
+
+
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+
+
+def test_fractional_projector_size_is_refused():
+    with pytest.raises(ValueError, match=r"projector_dims.*32\.7.*integer"):
+        BarlowTwins(tiny_encoder(16, filters=4), projector_dims=(32.7,))
+
+
+@pytest.mark.parametrize("dims", [(0,), (-8,), ()])
+def test_non_positive_or_empty_projector_is_refused(dims):
+    with pytest.raises(ValueError, match=r"projector_dims must be a non-empty list of positive sizes"):
+        BarlowTwins(tiny_encoder(16, filters=4), projector_dims=dims)
+
+
+def test_a_string_projector_is_refused():
+    with pytest.raises(ValueError, match=r"projector_dims.*'512'.*\(512,\)"):
+        BarlowTwins(tiny_encoder(16, filters=4), projector_dims="512")
+
+
+@pytest.mark.parametrize(
+    ("dims", "message"),
+    [
+        (512, r"projector_dims.*single number 512.*\(512,\)"),
+        ("8192-8192", r"projector_dims.*'8192-8192'.*\(8192, 8192\)"),
+        ((float("nan"),), r"projector_dims.*nan is not an integer"),
+    ],
+    ids=["projector-int", "projector-dashes", "projector-nan"],
+)
+def test_barlow_twins_refuses_bad_projector_dims_when_built(dims, message):
+    with pytest.raises(ValueError, match=message):
+        BarlowTwins(
+            keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.Flatten()]), projector_dims=dims
+        )

@@ -5,18 +5,19 @@ import os
 import keras
 import numpy as np
 import pytest
+from helpers import tiny_encoder, tiny_model, uniform_images
 from keras import ops
 
 from keras_barlow import losses
-from keras_barlow.models.barlow_twins import BarlowTwins, unsynchronized_batchnorm
+from keras_barlow.layers.projector import unsynchronized_batchnorm
+from keras_barlow.models.barlow_twins import BarlowTwins
+
+BATCHNORM = {"epsilon": 1e-5, "momentum": 0.9}  # PyTorch's defaults
 
 
-def tiny_encoder(size=8, channels=3, filters=8):
-    inputs = keras.Input((size, size, channels))
-    x = keras.layers.Conv2D(filters, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9)(x)
-    x = keras.layers.ReLU()(x)
-    return keras.Model(inputs, x, name="tiny_encoder")
+def encoder():
+    """The shared tiny encoder (8 px, 8 features) with PyTorch's batch-norm settings."""
+    return tiny_encoder(batchnorm=BATCHNORM)
 
 
 def views(n=32, size=8, seed=0):
@@ -27,13 +28,11 @@ def views(n=32, size=8, seed=0):
 
 
 def compiled_model(**kwargs):
-    model = BarlowTwins(tiny_encoder(), projector_dims=(16, 16), **kwargs)
-    model.compile(optimizer=keras.optimizers.SGD(0.05))
-    return model
+    return tiny_model(encoder(), projector_dims=(16, 16), optimizer=keras.optimizers.SGD(0.05), **kwargs)
 
 
 def test_model_is_built_at_construction():
-    model = BarlowTwins(tiny_encoder(), projector_dims=(16, 16))
+    model = BarlowTwins(encoder(), projector_dims=(16, 16))
     assert model.built and model.projector.built and model.feature_dim == 8
     # encoder conv+bn, projector dense+bn+dense: all variables exist before fit.
     assert len(model.trainable_variables) == 2 + 2 + 1 + 2 + 1
@@ -149,3 +148,108 @@ def test_synchronized_flag_never_reaches_saved_configs():
 def test_encoder_must_be_a_keras_layer():
     with pytest.raises(ValueError, match="Keras model or layer"):
         BarlowTwins(lambda x: x)
+    with pytest.raises(ValueError, match=r"encoder must be a Keras model or layer, got str"):
+        BarlowTwins("resnet18")
+
+
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+# 16-px images, 4 features, an 8-wide projector.
+
+
+def model_16px(**kwargs):
+    return tiny_model(tiny_encoder(16, filters=4), projector_dims=(8,), **kwargs)
+
+
+def test_negative_lambd_is_refused():
+    with pytest.raises(ValueError, match=r"lambd.*-1\.0.*0\.0051"):
+        model_16px(lambd=-1.0)
+
+
+def test_nan_lambd_is_refused_at_construction():
+    with pytest.raises(ValueError, match=r"lambd.*nan"):
+        model_16px(lambd=float("nan"))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"lambd": float("inf")}, {"scale_loss": float("nan")}, {"scale_loss": -1.0}, {"scale_loss": 0.0}],
+)
+def test_non_finite_or_non_positive_loss_weights_are_refused(kwargs):
+    ((name, value),) = kwargs.items()
+    with pytest.raises(ValueError, match=rf"{name}.*{value}"):
+        model_16px(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lambd": "0.005"}, r"lambd must be a finite number ≥ 0, got '0.005'"),
+        ({"image_shape": (16, 16)}, r"image_shape must be \(height, width, channels\), got \(16, 16\)"),
+    ],
+    ids=["lambd-string", "image-shape-2d"],
+)
+def test_barlow_twins_refuses_bad_arguments_when_built(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BarlowTwins(keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.Flatten()]), **kwargs)
+
+
+def test_zero_lambd_is_accepted_as_the_on_diagonal_only_ablation():
+    assert model_16px(lambd=0, compile=False).lambd == 0.0
+
+
+def test_fit_on_images_of_another_size_names_both_shapes():
+    x = uniform_images(32, size=20)
+    with pytest.raises(
+        ValueError, match=r"expected shape=\(None, 16, 16, 3\), found shape=\(16, 20, 20, 3\)"
+    ):
+        model_16px().fit((x, x), batch_size=16, epochs=1, verbose=0)
+
+
+def test_fit_on_views_of_different_lengths_is_refused():
+    x = uniform_images(32)
+    with pytest.raises(ValueError, match=r"cardinality.*32, 16"):
+        model_16px().fit((x, x[:16]), batch_size=16, epochs=1, verbose=0)
+
+
+def test_fit_before_compile_says_compile():
+    x = uniform_images(32)
+    with pytest.raises(ValueError, match=r"compile\(\)"):
+        model_16px(compile=False).fit((x, x), batch_size=16, epochs=1, verbose=0)
+
+
+def test_compile_with_a_loss_or_metrics_is_refused():
+    model = model_16px(compile=False)
+    with pytest.raises(ValueError, match=r"computes its own loss.*loss='mse'.*lambd=\.\.\., scale_loss"):
+        model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match=r"does not take metrics=\['accuracy'\]"):
+        model.compile(optimizer="sgd", metrics=["accuracy"])
+
+
+def test_predict_on_a_pair_of_views_says_to_pass_images():
+    x = uniform_images(8)
+    with pytest.raises(ValueError, match=r"got a tuple of 2 inputs: call predict\(images\)"):
+        model_16px().predict((x, x), verbose=0)
+    assert model_16px().predict(x, verbose=0).shape == (8, 4)
+
+
+def test_an_encoder_without_trainable_weights_is_refused_at_fit():
+    frozen = tiny_encoder(16, filters=4)
+    frozen.trainable = False
+    x = uniform_images(32)
+    with pytest.raises(ValueError, match=r"has no trainable weights.*encoder.trainable = True"):
+        tiny_model(frozen, projector_dims=(8,)).fit((x, x), batch_size=16, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "outputs, match",
+    [
+        (lambda x: {"a": x, "b": x}, r"returns a dict with keys \['a', 'b'\].*encoder.output\['a'\]"),
+        (lambda x: [x, x], r"returns a list of 2 outputs.*encoder.outputs\[-1\]"),
+    ],
+    ids=["dict", "list"],
+)
+def test_an_encoder_with_several_outputs_is_refused_with_the_fix(outputs, match):
+    inputs = keras.Input((8, 8, 3))
+    encoder = keras.Model(inputs, outputs(keras.layers.Conv2D(4, 3)(inputs)))
+    with pytest.raises(ValueError, match=match):
+        BarlowTwins(encoder, projector_dims=(8, 8))

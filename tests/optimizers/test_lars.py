@@ -290,22 +290,13 @@ def test_lars_inside_a_loss_scale_optimizer():
     assert float(keras.ops.convert_to_numpy(wrapped.dynamic_scale)) == 512.0
 
 
-def _tiny_encoder():
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same")(x)
-    return keras.Model(inputs, x)
-
-
-def test_barlow_twins_fit_with_the_paper_optimizer():
+def test_barlow_twins_fit_with_the_paper_optimizer(tiny_encoder):
     from keras_barlow import BarlowTwins
 
     rng = np.random.default_rng(0)
     images = rng.random((32, 8, 8, 3), dtype="float32")
     views = (images, np.clip(images + 0.1 * rng.normal(size=images.shape), 0, 1).astype("float32"))
-    model = BarlowTwins(_tiny_encoder(), projector_dims=(16, 16))
+    model = BarlowTwins(tiny_encoder(), projector_dims=(16, 16))
     optimizer = paper_optimizer(16, epochs=2, steps_per_epoch=2)
     model.compile(optimizer=optimizer)
     before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
@@ -415,3 +406,71 @@ def test_lars_on_jax_data_parallel_equals_one_device():
     out = run_python(JAX_SCRIPT, env={"KERAS_BACKEND": "jax"})
     diff, moved = _result(out)
     assert moved > 1e-3 and diff < 1e-5, (diff, moved)
+
+
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+
+
+def test_negative_lars_learning_rate_is_refused():
+    with pytest.raises(ValueError, match=r"learning_rate.*-1\.0"):
+        LARS(learning_rate=-1.0)
+
+
+def test_nan_lars_learning_rate_is_refused():
+    with pytest.raises(ValueError, match=r"learning_rate.*nan"):
+        LARS(learning_rate=float("nan"))
+
+
+def test_lars_momentum_and_weight_decay_are_checked():
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\), got 1.5"):
+        LARS(learning_rate=0.1, momentum=1.5)
+    with pytest.raises(ValueError, match=r"weight_decay must be a non-negative number, got -1.0"):
+        LARS(learning_rate=0.1, weight_decay=-1.0)
+
+
+def test_schedules_and_optimizers_refuse_zero_sizes():
+    with pytest.raises(ValueError, match=r"total_steps must be a positive integer, got 0"):
+        WarmupCosine(0.1, total_steps=0, warmup_steps=10)
+    with pytest.raises(
+        ValueError, match=r"steps_per_epoch must be a positive integer, got 0 \(use len\(dataset\)"
+    ):
+        paper_optimizer(256, 10, 0)
+    with pytest.raises(ValueError, match=r"global_batch_size must be a positive integer, got 0"):
+        paper_optimizer(0, 10, 10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"learning_rate": float("inf")}, r"learning_rate must be a non-negative number, got inf"),
+        ({"learning_rate": "0.1"}, r"learning_rate"),
+        ({"momentum": float("nan")}, r"momentum must be a non-negative number, got nan"),
+    ],
+    ids=["lr-inf", "lr-string", "momentum-nan"],
+)
+def test_lars_refuses_unusable_numbers(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LARS(**kwargs)
+
+
+def test_lars_still_takes_a_schedule_or_a_numpy_number():
+    assert isinstance(
+        LARS(WarmupCosine(0.2, total_steps=10, warmup_steps=1)).get_config()["learning_rate"], dict
+    )
+    assert LARS(np.float32(0.5)).get_config()["learning_rate"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: WarmupCosine(float("inf"), 10, 1), r"peak_learning_rate must be a finite positive number"),
+        (lambda: WarmupCosine(0.1, float("nan"), 1), r"total_steps must be a positive integer, got nan"),
+        (lambda: WarmupCosine(0.1, 10, 2.5), r"warmup_steps must be an integer.*got 2.5"),
+        (lambda: paper_optimizer(256, 10, 10, bias_learning_rate=float("nan")), r"bias_learning_rate.*nan"),
+        (lambda: paper_optimizer(256, float("inf"), 10), r"epochs must be a positive integer, got inf"),
+    ],
+    ids=["peak-inf", "total-nan", "warmup-fraction", "bias-lr-nan", "epochs-inf"],
+)
+def test_schedules_refuse_non_finite_numbers(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,11 +1,11 @@
 """The pretraining recipes as a user runs them: kill -9 at a random step, then the same
 command again, ends with the weights of an uninterrupted run; one run per output directory;
-flags checked before any data or model is built; --steps-per-epoch beyond the data."""
+--steps-per-epoch beyond the data. (Flags checked as they are parsed:
+tests/cli/test_pretrain_arguments.py.)"""
 
 import io
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -173,35 +173,9 @@ def test_a_second_run_on_a_busy_output_directory_is_refused_and_touches_nothing(
     assert not (tmp_path / "run" / ".keras_barlow.lock").exists()  # released at the end
 
 
-@pytest.mark.parametrize(
-    "flag, value, expected",
-    [
-        ("--projector", "abc", r"--projector: 'abc' is not a comma-separated list of positive layer sizes"),
-        ("--projector", "32,0", r"--projector: '32,0' is not a comma-separated list"),
-        ("--epochs", "0", r"--epochs: '0' must be a positive integer"),
-        ("--batch-size", "-4", r"--batch-size: '-4' must be a positive integer"),
-        ("--image-size", "1.5", r"--image-size: '1.5' is not an integer"),
-        ("--steps-per-epoch", "0", r"--steps-per-epoch: '0' must be a positive integer"),
-        ("--backup-every", "-1", r"--backup-every: '-1' must be a positive integer"),
-        ("--lambd", "-1", r"--lambd: '-1' must be a finite number ≥ 0"),
-        ("--learning-rate", "nan", r"--learning-rate: 'nan' must be a finite number ≥ 0"),
-        ("--learning-rate", "0", r"--learning-rate: '0' must be greater than 0"),
-        ("--warmup-epochs", "x", r"--warmup-epochs: 'x' is not a number"),
-    ],
-)
-def test_bad_flags_are_argparse_errors_before_anything_is_built(capsys, flag, value, expected):
-    from keras_barlow.cli import pretrain as cli
-
-    with pytest.raises(SystemExit) as caught:
-        cli.parse(["--smoke", flag, value])
-    assert caught.value.code == 2
-    assert re.search(expected, capsys.readouterr().err)
-
-
 @pytest.mark.slow
 @pytest.mark.tensorflow_only
 def test_steps_per_epoch_beyond_the_data_reads_it_again(tmp_path):
-    sys.path.insert(0, os.path.join(REPO, "recipes"))
     import pretrain
 
     # digits: 1,347 training images = 5 batches of 256; 3 epochs × 7 steps ask for 21.

@@ -43,6 +43,6 @@ def test_unknown_backend_says_what_to_do():
 
 def test_the_model_uses_no_optional_hooks():
     # No `getattr(trainer, ..., None)` probing: every hook is called unconditionally.
-    from keras_barlow import model
+    from keras_barlow.models import barlow_twins
 
-    assert "getattr(self._trainer" not in inspect.getsource(model)
+    assert "getattr(self._trainer" not in inspect.getsource(barlow_twins)

@@ -4,17 +4,13 @@ from the model card."""
 import keras
 import numpy as np
 import pytest
+from helpers import relative_error
 
-import keras_barlow  # noqa: F401  (registers the classes saved models name)
+import keras_barlow  # (also registers the classes saved models name)
 from keras_barlow import export, transfer
 from keras_barlow.backbones import resnet
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def relative_error(actual, expected):
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30))
 
 
 def numpy_maxpool2(x):
@@ -71,3 +67,46 @@ def test_preprocessing_comes_from_the_card_and_mismatches_are_errors(encoder_dir
         transfer.resolve_encoder(resnet(18, (None, None, 3), width=4))
     backbone = transfer.transfer_backbone(encoder_dir)
     assert backbone.mean == spec["mean"] and backbone.std == spec["std"]
+
+
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+
+IDENTITY = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+
+
+@pytest.mark.parametrize("task", ["detector", "segmenter"])
+def test_task_model_at_a_size_not_a_multiple_of_32_is_refused_when_built(task):
+    with pytest.raises(ValueError, match=r"100.*multiple of 32.*(96|128)"):
+        getattr(keras_barlow, task)(
+            resnet(18, width=4), num_classes=3, image_shape=(100, 100, 3), preprocessing=IDENTITY
+        )
+
+
+@pytest.mark.parametrize("task", ["detector", "segmenter"])
+@pytest.mark.parametrize(
+    ("image_shape", "message"),
+    [
+        ((None, 100, 3), r"width 100 is not a multiple of 32.*96 or 128"),
+        ((16, 16, 3), r"height 16 is not a multiple of 32.*resize or pad to 32"),
+        ((64, 64), r"image_shape must be \(height, width, 3\), got \(64, 64\)"),
+        ((64.0, 64, 3), r"height must be a positive integer or None, got 64\.0"),
+    ],
+    ids=["width-100", "16-px", "no-channels", "float-size"],
+)
+def test_task_image_shapes_are_checked_when_built(task, image_shape, message):
+    with pytest.raises(ValueError, match=message):
+        getattr(keras_barlow, task)(
+            resnet(18, width=4), num_classes=3, image_shape=image_shape, preprocessing=IDENTITY
+        )
+
+
+def test_a_small_images_encoder_at_48_px_is_refused_when_built():
+    # Probed: a small_images=True encoder predicts at 32, 64, 96 and 128 px in all five heads
+    # (KerasCV RetinaNet/YOLOv8/DeepLabV3+, KerasHub RetinaNet/DeepLabV3); 48 px failed at predict.
+    with pytest.raises(ValueError, match=r"height 48 is not a multiple of 32.*32 or 64"):
+        keras_barlow.detector(
+            resnet(18, width=4, small_images=True),
+            num_classes=3,
+            image_shape=(48, 48, 3),
+            preprocessing=IDENTITY,
+        )

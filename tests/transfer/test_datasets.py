@@ -6,13 +6,6 @@ import pytest
 import keras_barlow  # noqa: F401
 from keras_barlow import transfer
 from keras_barlow.transfer import datasets
-from keras_barlow.transfer.synthetic_shapes import export_tiny_encoder
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    """A tiny random ResNet-18 (ImageNet stem) exported with ImageNet normalisation."""
-    return export_tiny_encoder(tmp_path_factory.mktemp("transfer") / "encoder")
 
 
 @pytest.mark.tensorflow_only

@@ -1,20 +1,19 @@
 """Detector and segmenter construction on KerasCV and KerasHub: argument errors, frozen
 encoders, saving, and training on JAX."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
+from helpers import REPO, relative_error
 
-import keras_barlow  # noqa: F401  (registers the classes saved models name)
+import keras_barlow  # (also registers the classes saved models name)
 from keras_barlow import _compat, transfer
+from keras_barlow.backbones import resnet
 
 BACKEND = keras.backend.backend()
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def relative_error(actual, expected):
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-30))
 
 
 def test_argument_errors(encoder_dir):
@@ -81,3 +80,96 @@ def test_keras_hub_detector_and_segmenter_train_on_jax(encoder_dir):
     )
     logs = segmenter.train_on_batch(data["images"], data["masks"], return_dict=True)
     assert np.isfinite(float(logs["loss"]))
+
+
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
+
+IDENTITY = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+
+
+@pytest.mark.parametrize(("library", "size"), [("keras_cv", 64), ("keras_hub", 32)])
+def test_detector_on_a_small_images_encoder_predicts(library, size):
+    model = keras_barlow.detector(
+        resnet(18, width=4, small_images=True),
+        num_classes=3,
+        library=library,
+        image_shape=(size, size, 3),
+        preprocessing=IDENTITY,
+    )
+    predictions = model.predict(np.zeros((1, size, size, 3), "float32"), verbose=0)
+    assert predictions
+
+
+@pytest.mark.parametrize("library", ["keras_cv", "keras_hub"])
+def test_a_bounding_box_format_typo_is_refused_when_built(library):
+    with pytest.raises(ValueError, match=r"bounding_box_format must be one of \(.*'xywh'.*\), got 'xywhh'"):
+        keras_barlow.detector(
+            resnet(18, width=4),
+            num_classes=3,
+            library=library,
+            bounding_box_format="xywhh",
+            preprocessing=IDENTITY,
+        )
+
+
+def test_every_accepted_bounding_box_format_is_one_the_libraries_convert():
+    import keras_cv
+
+    from keras_barlow.transfer.tasks import BOUNDING_BOX_FORMATS
+
+    boxes = np.array([[[2.0, 4.0, 10.0, 12.0]]], "float32")
+    for box_format in BOUNDING_BOX_FORMATS:  # KerasCV's converter, and Keras's (which KerasHub uses)
+        by_keras_cv = keras_cv.bounding_box.convert_format(
+            boxes, source="xyxy", target=box_format, images=np.zeros((1, 16, 16, 3), "float32")
+        )
+        by_keras = keras.utils.bounding_boxes.convert_format(
+            boxes, source="xyxy", target=box_format, height=16, width=16
+        )
+        np.testing.assert_allclose(np.asarray(by_keras_cv), np.asarray(by_keras), err_msg=box_format)
+
+
+@pytest.mark.parametrize("num_classes", [0, 2.5, True, "3"])
+def test_detector_num_classes_must_be_a_positive_integer(num_classes):
+    with pytest.raises(ValueError, match=r"num_classes must be a positive integer, got"):
+        keras_barlow.detector(resnet(18, width=4), num_classes=num_classes, preprocessing=IDENTITY)
+
+
+def test_a_one_class_segmenter_is_refused():
+    with pytest.raises(ValueError, match=r"num_classes counts the background too.*at least 2, got 1"):
+        keras_barlow.segmenter(resnet(18, width=4), num_classes=1, preprocessing=IDENTITY)
+
+
+# --- Any image size from a loaded export -------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "library",
+    [pytest.param("keras_cv", marks=pytest.mark.tensorflow_only), "keras_hub"],
+)
+@pytest.mark.parametrize("make", ["detector", "segmenter"])
+@pytest.mark.parametrize("size", [64, 128])
+def test_tasks_from_a_loaded_export_predict_at_any_multiple_of_32(library, make, size):
+    import keras_barlow
+
+    encoder = keras.models.load_model(os.path.join(REPO, "savedmodels", "digits", "encoder.keras"))
+    assert tuple(encoder.inputs[0].shape[1:]) == (16, 16, 3)  # pinned to the pretraining size
+    model = getattr(keras_barlow, make)(encoder, num_classes=3, library=library)
+    images = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
+    out = model.predict(images, verbose=0)
+    if make == "segmenter":
+        assert out.shape == (1, size, size, 3)
+    else:
+        assert out["boxes"].shape[:2] == (1, 100)
+
+
+@pytest.mark.parametrize(
+    "library", [pytest.param("keras_cv", marks=pytest.mark.tensorflow_only), "keras_hub"]
+)
+def test_sizes_that_are_not_multiples_of_32_are_refused_at_the_first_call(library):
+    import keras_barlow
+
+    encoder = keras.models.load_model(os.path.join(REPO, "savedmodels", "digits", "encoder.keras"))
+    model = keras_barlow.segmenter(encoder, num_classes=3, library=library)
+    with pytest.raises(ValueError, match=r"width 50 is not a multiple of 32.*resize or pad to 32 or 64"):
+        model.predict(np.zeros((1, 64, 50, 3), "float32"), verbose=0)

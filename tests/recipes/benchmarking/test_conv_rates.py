@@ -1,5 +1,5 @@
-"""benchmarking.conv_rates: the op-by-op TensorFlow-vs-JAX convolution rates behind
-README "JAX on CPU", and `recipes/benchmark.py --conv-rates` end to end."""
+"""benchmarking.conv_rates: the op-by-op TensorFlow-vs-JAX convolution rates behind the
+documented JAX-on-CPU figures, and `recipes/benchmark.py --conv-rates` end to end."""
 
 import os
 import subprocess
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from benchmarking import conv_rates
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "recipes", "benchmark.py")
 
 # Lines of optimised HLO as jaxlib 0.10.2 compiled them for the ResNet-18 shapes (abridged).
@@ -76,9 +76,9 @@ def test_tensorflow_rates_cover_every_op_and_shape():
 
 
 def test_xla_cpu_emits_3x3_convolutions_on_maps_smaller_than_the_kernel_as_generic_loops():
-    """The measured cause of README "JAX on CPU" (jaxlib 0.10.2): XLA swaps the operands of a
+    """The measured cause of JAX's slower CPU step (jaxlib 0.10.2): XLA swaps the operands of a
     3×3 convolution on a 2×2 or 1×1 map, and XLA:CPU then emits it as plain loops instead of
-    a library kernel. If this fails after a JAX upgrade, re-measure and update the README."""
+    a library kernel. If this fails after a JAX upgrade, re-measure and update the docs."""
     jax = pytest.importorskip("jax")
     if jax.default_backend() != "cpu":
         pytest.skip(f"XLA:CPU only (JAX runs on {jax.default_backend()})")
@@ -98,7 +98,7 @@ def test_encoder_forward_backward_is_timed_on_the_current_backend():
 
 @pytest.mark.tensorflow_only
 def test_benchmark_recipe_conv_rates_on_both_backends():
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [
         sys.executable,
         SCRIPT,

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from benchmarking import op_profile
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "recipes", "benchmark.py")
 KINDS = {
     "encoder": {"backbone": None, "stack3_block1_1_conv": "Conv2D",
@@ -123,18 +123,15 @@ def test_profile_and_breakdown_of_the_smoke_model():
 
 
 def _smoke_spec():
-    sys.path.insert(0, os.path.dirname(SCRIPT))
-    try:
-        import benchmark
-    finally:
-        sys.path.pop(0)
+    import benchmark  # recipes/benchmark.py (pytest's `pythonpath` holds recipes/)
+
     return benchmark.build_spec(benchmark.parse_args(["--smoke", "--optimizer", "sgd"]))
 
 
 @pytest.mark.slow
 @pytest.mark.tensorflow_only
 def test_profile_flag_prints_both_tables():
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, SCRIPT, "--smoke", "--profile", "--optimizer", "sgd"]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -58,11 +58,43 @@ def test_rates_and_matmul_share():
     )
     assert "flops_per_s" not in results[2]
     table = report.format_table(SPEC, results).splitlines()
-    assert table[0].split("|")[1:-1][9:11] == [" GFLOP/s ", " % matmul "]
+    header = [cell.strip() for cell in table[0].split("|")[1:-1]]
+    assert header[6:12] == ["precision", "s/step", "pairs/s", "min–max s/step", "GFLOP/s", "% matmul"]
     fit_row = [cell.strip() for cell in table[2].split("|")[1:-1]]
-    assert fit_row[:2] == ["tf", "fit"] and fit_row[2] == "R18" and fit_row[9:11] == ["200", "50"]
+    assert fit_row[:3] == ["tf", "fit", "R18"] and fit_row[6] == "fp32" and fit_row[10:12] == ["200", "50"]
     assert fit_row[-1] == "1.0–3.0"
     assert [cell.strip() for cell in table[4].split("|")[1:-1]][2] == "cifar"
+
+
+def test_table_names_the_precision_and_the_pytorch_process():
+    ours = {**_result("tensorflow", "fit", 0.5), "precision": "bfloat16"}
+    theirs = {**_result("tensorflow", "pytorch", 0.6), "precision": "bfloat16", "framework": "pytorch"}
+    pipeline = {**_result("tensorflow", "pipeline", 0.1), "precision": "bfloat16"}
+    rows = [
+        [cell.strip() for cell in line.split("|")[1:-1]]
+        for line in report.format_table(SPEC, [ours, theirs, pipeline]).splitlines()[2:]
+    ]
+    assert [(row[0], row[1], row[6]) for row in rows] == [
+        ("tf", "fit", "bf16"),
+        ("torch", "pytorch", "bf16"),
+        ("tf", "pipeline", "-"),
+    ]
+
+
+def test_machine_line_names_the_cpu_and_its_speed_flags():
+    flags = {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_bf16": False}
+    line = report.format_machine({"cpus_usable": 2, "cpu": {"model": "Xeon X", "speed_flags": flags}})
+    assert line == "CPU: Xeon X, 2 usable; avx2 yes, avx512f yes, avx512_bf16 yes, amx_bf16 no"
+    unknown = report.format_machine({"cpu_count": 4, "cpu": {"model": None, "speed_flags": {}}})
+    assert unknown.startswith("CPU: unknown, 4 usable; avx2 unknown")
+
+
+def test_matmul_lines_say_the_precision():
+    lines = report.format_matmul_rates({"tensorflow": 1542e9, "pytorch": 2548e9}, "bfloat16", 2048)
+    assert lines == [
+        "bfloat16 matmul 2048³ (tensorflow): 1542 GFLOP/s",
+        "bfloat16 matmul 2048³ (pytorch): 2548 GFLOP/s",
+    ]
 
 
 def test_block_ratios_pair_blocks_that_ran_side_by_side():

@@ -10,10 +10,10 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import REPO
 
 from keras_barlow import BarlowTwins
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "recipes", "benchmark.py")
 DEFAULT_MEASURES = ["fit", "step", "bare", "pipeline"]
 
@@ -84,7 +84,7 @@ def test_xla_compiled_step_matches_the_graph_step():
 
 def _run_harness(tmp_path, *args):
     path = tmp_path / "bench.json"
-    env = {**os.environ, "PYTHONPATH": REPO}
+    env = {**os.environ}
     proc = subprocess.run(
         [sys.executable, SCRIPT, "--smoke", "--json", str(path), *args],
         env=env,

@@ -38,6 +38,22 @@ def test_load_range_and_machine_readings():
     assert timing.peak_rss_mib() > 10
     assert timing.current_rss_mib() is None or 0 < timing.current_rss_mib() <= timing.peak_rss_mib() + 1
     cpu = timing.cpu_description()
-    assert set(cpu) == {"model", "simd_flags"} and all(
+    assert set(cpu) == {"model", "simd_flags", "speed_flags"} and all(
         f.startswith(("avx", "fma", "amx")) for f in cpu["simd_flags"]
     )
+    assert set(cpu["speed_flags"]) == set(timing.SPEED_FLAGS)
+
+
+def test_cpu_description_reads_the_speed_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\n"
+        "flags\t\t: fpu sse2 avx avx2 fma avx512f avx512_bf16 amx_tile\n\n"
+        "processor\t: 1\nmodel name\t: Example CPU @ 2.0GHz\nflags\t\t: fpu\n"
+    )
+    cpu = timing.cpu_description(str(cpuinfo))
+    assert cpu["model"] == "Example CPU @ 2.0GHz"
+    assert cpu["simd_flags"] == ["avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"]
+    assert cpu["speed_flags"] == {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_bf16": False}
+    missing = timing.cpu_description(str(tmp_path / "none"))
+    assert missing == {"model": None, "simd_flags": [], "speed_flags": dict.fromkeys(timing.SPEED_FLAGS)}

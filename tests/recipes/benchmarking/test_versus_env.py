@@ -8,8 +8,8 @@ import sys
 
 import pytest
 from benchmarking import versus_env
+from helpers import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "recipes", "benchmark.py")
 
 
@@ -43,7 +43,7 @@ def test_comparison_table_and_median_ratio():
 def test_bad_versus_env_arguments_are_refused(argv):
     proc = subprocess.run(
         [sys.executable, SCRIPT, "--smoke", *argv], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
     assert proc.returncode != 0
     assert "--versus-env" in proc.stderr
@@ -55,7 +55,7 @@ def test_smoke_comparison_runs_both_environments_in_turns(tmp_path):
     path = tmp_path / "ab.json"
     command = [sys.executable, SCRIPT, "--smoke", "--measure", "fit", "--repeats", "3",
                "--versus-env", "TF_NUM_INTRAOP_THREADS=2", "--json", str(path)]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1"}
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(path) as f:

@@ -6,9 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from helpers import run_python
+from helpers import REPO, run_python
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "recipes", "benchmark.py")
 
 
@@ -21,7 +20,11 @@ def test_thread_settings_take_effect_before_the_first_op():
         "tf.reduce_sum(tf.ones((4, 4))).numpy()\n"
         "t = tf.config.threading\n"
         "print('THREADS', t.get_inter_op_parallelism_threads(), t.get_intra_op_parallelism_threads())\n",
-        env={"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env={
+            "KERAS_BACKEND": "tensorflow",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": os.pathsep.join([os.path.join(REPO, "recipes"), REPO]),
+        },
     )
     assert "THREADS 1 2" in out
 
@@ -37,7 +40,7 @@ def test_tf_threads_must_be_two_counts(value):
 @pytest.mark.tensorflow_only
 def test_benchmark_worker_runs_with_the_threads_asked_for(tmp_path):
     path = tmp_path / "bench.json"
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [
         sys.executable,
         SCRIPT,

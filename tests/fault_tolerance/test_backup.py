@@ -1,5 +1,8 @@
-"""Fault tolerance: kill -9 mid-epoch and resume exactly; atomic, verified backups."""
+"""BackupAndRestore: kill -9 mid-epoch and resume exactly; atomic, verified backups; errors
+that say how to recover."""
 
+import errno
+import hashlib
 import json
 import os
 import pathlib
@@ -12,17 +15,17 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from helpers import REPO
 
-from keras_barlow import BarlowTwins
 from keras_barlow.fault_tolerance import (
     BackupAndRestore,
     CorruptCheckpointError,
-    PeriodicCheckpoint,
     read_backup_state,
     resumable_dataset,
 )
+from keras_barlow.fault_tolerance import backup as backup_module
+from tests.fault_tolerance.helpers import EPOCHS, STEPS, data, epoch_data, small_model, train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 300
 
 # A small BarlowTwins run (3 epochs × 6 steps, SGD with momentum and a cosine schedule, so
@@ -152,36 +155,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, backen
     assert not (tmp_path / "backup").exists()  # deleted once fit completed
 
 
-# --- in-process unit tests: fast (eager tiny models; one shared training run) -------------
-
-EPOCHS, STEPS, BATCH = 2, 3, 4
-
-
-def _model():
-    encoder = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Conv2D(2, 3, padding="same")])
-    model = BarlowTwins(encoder, projector_dims=(8, 8))
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), run_eagerly=True)
-    return model
-
-
-def _epoch_data(epoch):
-    import tensorflow as tf
-
-    images = tf.random.stateless_normal(
-        [STEPS * BATCH, 6, 6, 3], seed=tf.stack([tf.constant(1, tf.int64), epoch])
-    )
-    return tf.data.Dataset.from_tensor_slices((images, images * 0.9)).batch(BATCH, drop_remainder=True)
-
-
-def _data(start=0):
-    return resumable_dataset(_epoch_data, epochs=EPOCHS, steps_per_epoch=STEPS, start_step=start)
-
-
-def _train(model, backup_dir, callbacks=(), **kwargs):
-    backup = BackupAndRestore(str(backup_dir), **kwargs)
-    data = _data(backup.resume_step())
-    model.fit(data, epochs=EPOCHS, steps_per_epoch=STEPS, callbacks=[backup, *callbacks], verbose=0)
-    return backup
+# --- in-process: fast (eager tiny models; one shared training run) ----------------------------
 
 
 @pytest.fixture(scope="module")
@@ -189,24 +163,9 @@ def finished(tmp_path_factory):
     """A completed run that kept its backups (every batch, the newest 2), and its model."""
     directory = tmp_path_factory.mktemp("finished") / "backup"
     keras.utils.set_random_seed(0)
-    model = _model()
-    _train(model, directory, save_freq=1, delete_checkpoint=False, keep=2)
+    model = small_model()
+    train(model, directory, save_freq=1, delete_checkpoint=False, keep=2)
     return directory, model
-
-
-def test_resumable_dataset_starts_anywhere_in_the_same_stream():
-    full = [a.numpy() for a, _ in _data(0)]
-    assert len(full) == EPOCHS * STEPS
-    for start in (1, STEPS, STEPS + 2, EPOCHS * STEPS):
-        tail = [a.numpy() for a, _ in _data(start)]
-        assert len(tail) == len(full) - start
-        for got, want in zip(tail, full[start:]):
-            np.testing.assert_array_equal(got, want)
-    assert not np.array_equal(full[0], full[STEPS])  # epochs differ
-    with pytest.raises(ValueError, match="start_step"):
-        _data(EPOCHS * STEPS + 1)
-    with pytest.raises(ValueError, match="steps_per_epoch"):
-        resumable_dataset(_epoch_data, epochs=1, steps_per_epoch=0)
 
 
 def test_backups_are_complete_verified_and_pruned(finished, tmp_path):
@@ -215,7 +174,7 @@ def test_backups_are_complete_verified_and_pruned(finished, tmp_path):
     state = read_backup_state(str(directory))
     assert (state["step"], state["epoch"], state["batch"], state["steps_per_epoch"]) == (6, 2, 0, STEPS)
     assert read_backup_state(str(tmp_path / "nothing")) is None
-    _train(_model(), tmp_path / "c", save_freq="epoch")
+    train(small_model(), tmp_path / "c", save_freq="epoch")
     assert not (tmp_path / "c").exists()  # delete_checkpoint=True: removed after a completed fit
 
 
@@ -229,12 +188,12 @@ def test_resume_mid_epoch_restores_weights_optimizer_and_step(finished, tmp_path
 
     keras.utils.set_random_seed(0)
     with pytest.raises(KeyboardInterrupt):
-        _train(_model(), tmp_path / "b", callbacks=[Crash()], save_freq=2)
+        train(small_model(), tmp_path / "b", callbacks=[Crash()], save_freq=2)
     assert read_backup_state(str(tmp_path / "b"))["step"] == 2
 
     keras.utils.set_random_seed(0)
-    second = _model()
-    _train(second, tmp_path / "b", save_freq=2)
+    second = small_model()
+    train(second, tmp_path / "b", save_freq=2)
     assert int(keras.ops.convert_to_numpy(second.optimizer.iterations)) == EPOCHS * STEPS
     for want, got in zip(reference.weights, second.weights):
         np.testing.assert_allclose(
@@ -245,7 +204,7 @@ def test_resume_mid_epoch_restores_weights_optimizer_and_step(finished, tmp_path
 def test_a_crash_while_saving_keeps_the_previous_backup(finished, tmp_path, monkeypatch):
     directory = tmp_path / "b"
     shutil.copytree(finished[0], directory)
-    model = _model()
+    model = small_model()
     backup = BackupAndRestore(str(directory), save_freq=1)
     backup.set_model(model)
 
@@ -259,7 +218,7 @@ def test_a_crash_while_saving_keeps_the_previous_backup(finished, tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         backup._save()
     assert read_backup_state(str(directory))["step"] == 6  # the half-written directory is ignored
-    assert any(name.startswith(".tmp-") for name in os.listdir(directory))
+    assert not any(name.startswith(".tmp-") for name in os.listdir(directory))  # removed at once
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "state", "pointer", "missing"])
@@ -293,10 +252,10 @@ def test_fit_stops_at_a_corrupt_backup_before_training(finished, tmp_path):
     weights = read_backup_state(str(directory))["weights"]
     with open(weights, "ab") as handle:
         handle.write(b"tampered")
-    model = _model()
+    model = small_model()
     backup = BackupAndRestore(str(directory), save_freq=2)
     with pytest.raises(CorruptCheckpointError):
-        model.fit(_data(), epochs=EPOCHS, steps_per_epoch=STEPS, callbacks=[backup], verbose=0)
+        model.fit(data(), epochs=EPOCHS, steps_per_epoch=STEPS, callbacks=[backup], verbose=0)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0  # nothing trained
 
 
@@ -304,9 +263,9 @@ def test_resume_with_another_epoch_length_is_refused(finished, tmp_path):
     directory = tmp_path / "b"
     shutil.copytree(finished[0], directory)
     backup = BackupAndRestore(str(directory), save_freq=2)
-    data = resumable_dataset(_epoch_data, epochs=EPOCHS, steps_per_epoch=2)
+    stream = resumable_dataset(epoch_data, epochs=EPOCHS, steps_per_epoch=2)
     with pytest.raises(ValueError, match="steps per epoch"):
-        _model().fit(data, epochs=EPOCHS, steps_per_epoch=2, callbacks=[backup], verbose=0)
+        small_model().fit(stream, epochs=EPOCHS, steps_per_epoch=2, callbacks=[backup], verbose=0)
 
 
 def test_backup_arguments_are_checked(tmp_path):
@@ -317,25 +276,10 @@ def test_backup_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="local path"):
         BackupAndRestore("gs://bucket/run")
     with pytest.raises(ValueError, match="steps_per_epoch"):
-        _model().fit(
-            _data(), epochs=1, callbacks=[BackupAndRestore(str(tmp_path / "x"), save_freq=2)], verbose=0
+        small_model().fit(
+            data(), epochs=1, callbacks=[BackupAndRestore(str(tmp_path / "x"), save_freq=2)], verbose=0
         )
     assert isinstance(BackupAndRestore(str(tmp_path)), keras.callbacks.BackupAndRestore)
-
-
-def test_periodic_checkpoints_are_whole_models_written_atomically(tmp_path):
-    model = _model()
-    checkpoint = PeriodicCheckpoint(str(tmp_path / "ckpt"), every_epochs=1, keep=1)
-    model.fit(_data(), epochs=EPOCHS, steps_per_epoch=STEPS, callbacks=[checkpoint], verbose=0)
-    assert os.listdir(tmp_path / "ckpt") == ["epoch-0002.keras"]  # keep=1, no temporary left
-    restored = keras.models.load_model(tmp_path / "ckpt" / "epoch-0002.keras")
-    assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == EPOCHS * STEPS
-    for want, got in zip(model.weights, restored.weights):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
-    with pytest.raises(ValueError, match="every_epochs"):
-        PeriodicCheckpoint(str(tmp_path), every_epochs=0)
-    config = json.dumps(checkpoint.get_config())
-    assert "every_epochs" in config
 
 
 @pytest.mark.parametrize("damage", ["truncate", "pointer"])
@@ -359,8 +303,8 @@ def test_a_corrupt_backup_says_how_to_resume_from_the_older_one_and_that_works(f
     # Following the advice resumes from the older backup, and training completes.
     (directory / "LATEST").write_text(older.name + "\n")
     assert read_backup_state(str(directory))["step"] == int(older.name[5:])
-    model = _model()
-    backup = _train(model, directory, save_freq=1)
+    model = small_model()
+    backup = train(model, directory, save_freq=1)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == EPOCHS * STEPS
     assert backup.resume_step() == 0 and not directory.exists()
 
@@ -375,16 +319,207 @@ def test_a_corrupt_backup_without_an_older_good_one_says_so(finished, tmp_path):
         read_backup_state(str(directory))
 
 
-def test_resumable_dataset_refills_short_epochs_with_fresh_passes():
-    import tensorflow as tf
+# --- bad input, as a new user gives it: an error naming the problem and the fix -------------
 
-    def short(epoch):  # 2 batches per pass, each batch the pass number
-        return tf.data.Dataset.from_tensors(epoch).repeat(2)
 
-    stream = resumable_dataset(short, epochs=2, steps_per_epoch=5, refill=True)
-    refill = 2**32
-    first, second = [0, 0, refill, refill, 2 * refill], [1, 1, 1 + refill, 1 + refill, 1 + 2 * refill]
-    assert [int(b) for b in stream] == first + second
-    tail = resumable_dataset(short, epochs=2, steps_per_epoch=5, start_step=3, refill=True)
-    assert [int(b) for b in tail] == [refill, 2 * refill, 1, 1, 1 + refill, 1 + refill, 1 + 2 * refill]
-    assert len(list(resumable_dataset(short, epochs=2, steps_per_epoch=5))) == 4  # without refill: short
+def write_backup(backup_dir, step, weights=b"weights"):
+    """A complete backup of `step` written by hand (no training), made the newest."""
+    directory = backup_dir / f"step-{step:012d}"
+    directory.mkdir(parents=True)
+    (directory / "model.weights.h5").write_bytes(weights)
+    state = {
+        "format": 1,
+        "step": step,
+        "epoch": 0,
+        "batch": step,
+        "steps_per_epoch": 100,
+        "sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    (directory / "state.json").write_text(json.dumps(state))
+    (backup_dir / "LATEST").write_text(directory.name + "\n")
+    return directory
+
+
+def test_a_corrupt_backup_error_says_how_to_resume_from_the_older_one(tmp_path):
+    backup = tmp_path / "backup"
+    older = write_backup(backup, 500)
+    newest = write_backup(backup, 1000)
+    (newest / "model.weights.h5").write_bytes(b"truncat")
+    with pytest.raises(CorruptCheckpointError) as caught:
+        read_backup_state(backup)
+    message = str(caught.value)
+    assert (
+        str(older) in message and "LATEST" in message
+    )  # e.g. "write step-…500 into LATEST to resume from it"
+    assert "Delete the backup directory" not in message
+    assert (older / "model.weights.h5").read_bytes() == b"weights"
+
+
+def test_backup_every_zero_batches_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"save_freq must be 'epoch' or a positive number of batches, got 0"):
+        BackupAndRestore(str(tmp_path / "backup"), save_freq=0)
+    assert os.listdir(tmp_path) == []
+
+
+LIMIT = 16 * 1024  # bytes: below the 26 KiB weights file of the model below
+
+# Two epochs backed up at each epoch end; after the first backup the file-size limit drops
+# to LIMIT (`ulimit -f`, SIGXFSZ ignored as shells do), so the second backup cannot be written.
+SCRIPT = textwrap.dedent(
+    f"""
+    import os, resource, signal, sys
+    import numpy as np
+    import keras
+    from keras_barlow.fault_tolerance import BackupAndRestore
+    if sys.argv[2] == "while-writing":  # the space check cannot foresee it (e.g. another writer)
+        BackupAndRestore._check_space = lambda self, needed: None
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(64), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+
+    class Limit(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, ({LIMIT}, resource.RLIM_INFINITY))
+
+    x, y = np.zeros((32, 8)), np.zeros((32, 1))
+    try:
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[BackupAndRestore(sys.argv[1]), Limit()])
+    except OSError as error:
+        if sys.argv[2] == "before-writing":
+            raise
+        # After a failed write, HDF5 may crash while closing its files at interpreter exit.
+        print(f"OSError: {{error}}", file=sys.stderr, flush=True)
+        os._exit(1)
+    """
+)
+
+
+def _size_text(path):
+    return backup_module._bytes_text(sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path)))
+
+
+@pytest.mark.parametrize("when", ["before-writing", "while-writing"])
+def test_a_backup_past_the_file_size_limit_leaves_nothing_and_says_disk_full(tmp_path, when):
+    directory = tmp_path / "backup"
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(directory), when],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    previous = directory / "step-000000000004"
+    assert sorted(os.listdir(directory)) == ["LATEST", previous.name]  # no .tmp-step-… left
+    assert read_backup_state(str(directory))["step"] == 4
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == (
+        f"OSError: [Errno {errno.EFBIG}] disk full: the backup of step 8 could not be written to "
+        f"{directory}: File too large (the file-size limit, ulimit -f, is 16.0 KiB); a backup needs about "
+        f"{_size_text(previous)} (the size of the last backup). Nothing was left behind, and the previous "
+        f"backup {previous} is intact: raise the file-size limit (ulimit -f unlimited) or pass a backup_dir "
+        "on another file system, then run the same command again to resume."
+    )
+    if when == "before-writing":
+        assert "h5py" not in result.stderr  # refused before the weights file was opened
+
+
+def _model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _variables_text(model):
+    variables = list(model.weights) + list(model.optimizer.variables)
+    total = sum(
+        int(np.prod(v.shape)) * np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize for v in variables
+    )
+    return backup_module._bytes_text(total)
+
+
+@pytest.mark.parametrize(
+    "failure, code",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC),
+        (
+            RuntimeError(
+                "Can't decrement id ref count (file write failed: errno = 28, error message = 'No space')"
+            ),
+            28,
+        ),
+        (OSError(errno.EFBIG, "Unable to extend file properly"), errno.EFBIG),
+    ],
+)
+def test_a_failed_first_backup_is_removed_and_says_disk_full(tmp_path, monkeypatch, failure, code):
+    model = _model()
+    backup = BackupAndRestore(str(tmp_path / "b"), save_freq=1)
+    backup.set_model(model)
+
+    def half_then_fail(self, filepath, **kwargs):
+        with open(filepath, "wb") as handle:
+            handle.write(b"\x89HDF half a file")
+        raise failure
+
+    monkeypatch.setattr(type(model), "save_weights", half_then_fail)
+    monkeypatch.setattr(backup_module, "_file_size_limit", lambda: None)
+    backup._step = 7
+    with pytest.raises(OSError) as caught:
+        backup._save()
+    assert caught.value.errno == code and caught.value.__cause__ is None
+    message = caught.value.strerror
+    assert message.startswith(f"disk full: the backup of step 7 could not be written to {tmp_path / 'b'}: ")
+    assert (
+        f"a backup needs about {_variables_text(model)} (the size of the weights and optimizer state)"
+        in message
+    )
+    assert "Nothing was left behind, and there is no backup yet" in message
+    assert os.listdir(tmp_path / "b") == []
+
+
+def test_a_backup_is_refused_before_writing_when_less_space_is_free_than_the_last_one_took(
+    tmp_path, monkeypatch
+):
+    model = _model()
+    backup = BackupAndRestore(str(tmp_path / "b"), save_freq=1)
+    backup.set_model(model)
+    backup._step = 1
+    backup._save()
+    previous = tmp_path / "b" / "step-000000000001"
+
+    class Usage:
+        free = 100
+
+    monkeypatch.setattr(backup_module.shutil, "disk_usage", lambda path: Usage)
+    monkeypatch.setattr(type(model), "save_weights", lambda *args, **kwargs: pytest.fail("wrote"))
+    backup._step = 2
+    with pytest.raises(OSError) as caught:
+        backup._save()
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.strerror == (
+        f"disk full: the backup of step 2 could not be written to {tmp_path / 'b'}: No space left on "
+        f"device (100 bytes free); a backup needs about {_size_text(previous)} (the size of the last "
+        f"backup). Nothing was left behind, and the previous backup {previous} is intact: free space there "
+        "or pass a backup_dir with room, then run the same command again to resume."
+    )
+    assert sorted(os.listdir(tmp_path / "b")) == ["LATEST", previous.name]
+
+
+def test_other_write_errors_propagate_unchanged_and_leave_nothing(tmp_path, monkeypatch):
+    model = _model()
+    backup = BackupAndRestore(str(tmp_path / "b"), save_freq=1)
+    backup.set_model(model)
+    failure = PermissionError(errno.EACCES, "Permission denied")
+
+    def fail(self, filepath, **kwargs):
+        open(filepath, "wb").close()
+        raise failure
+
+    monkeypatch.setattr(type(model), "save_weights", fail)
+    backup._step = 3
+    with pytest.raises(PermissionError) as caught:
+        backup._save()
+    assert caught.value is failure
+    assert os.listdir(tmp_path / "b") == []
