@@ -373,28 +373,32 @@ def skip_undecodable_batches(dataset, *, batch_size, drop_remainder, expected, a
         return dataset.batch(batch_size, drop_remainder=drop_remainder)
     report = _pass_report(expected, at_least, batch_size, scan_skipped)
 
+    def size(value):
+        return tf.shape(tf.nest.flatten(value)[0], out_type=tf.int64)[0]
+
     @tf.autograph.experimental.do_not_convert
-    def count_and_check(count, element):  # `count`: the decoded elements before this batch
-        value, is_end = element
-        checked = tf.cond(is_end, lambda: report(count), lambda: tf.constant(True))
+    def count_and_check(count, value):  # `count`: the decoded elements before this batch
+        checked = tf.cond(size(value) == 0, lambda: report(count), lambda: tf.constant(True))
         with tf.control_dependencies([checked]):
-            size = tf.shape(tf.nest.flatten(value)[0], out_type=tf.int64)[0]
-            return count + size, (value, tf.logical_and(tf.logical_not(is_end), size > 0))
+            return count + size(value), tf.nest.map_structure(tf.identity, value)
+
+    # The pass ends with an empty batch: the marker at which the count is checked.
+    marked = batches.concatenate(tf.data.Dataset.from_tensors(_end_marker(batches.element_spec)))
+    counted = marked.scan(tf.constant(0, tf.int64), count_and_check)
+    unpacked = isinstance(batches.element_spec, tuple)  # tf.data passes a tuple's items as arguments
 
     @tf.autograph.experimental.do_not_convert
-    def keep(value, keep_it):
-        if not drop_remainder:
-            return keep_it
-        return tf.logical_and(keep_it, tf.shape(tf.nest.flatten(value)[0])[0] == batch_size)
+    def keep(*args):
+        batch = size(args if unpacked else args[0])
+        return batch == batch_size if drop_remainder else batch > 0
 
     @tf.autograph.experimental.do_not_convert
-    def unwrap(value, keep_it):
-        if not drop_remainder:
-            return value
+    def static_shape(*args):
+        value = args if unpacked else args[0]
         return tf.nest.map_structure(lambda t: tf.ensure_shape(t, [batch_size, *t.shape[1:]]), value)
 
-    counted = _with_end_marker(batches).scan(tf.constant(0, tf.int64), count_and_check)
-    return counted.filter(keep).map(unwrap)
+    kept = counted.filter(keep)
+    return kept.map(static_shape) if drop_remainder else kept
 
 
 def _pass_report(expected, at_least, batch, scan_skipped):

@@ -24,7 +24,7 @@ FLAGS = {
     ("quickstart",): (
         "--data --dataset --data-dir --split --test-split --preset --epochs --batch-size --image-size "
         "--backbone --width --grayscale --no-grayscale --projector --lambd --learning-rate "
-        "--warmup-epochs --weight-decay --knn-every --seed --shots --eval-seeds --output-dir --verbose "
+        "--warmup-epochs --weight-decay --knn-every --linear-every --seed --shots --eval-seeds --output-dir --verbose "
         "--smoke"
     ),
     ("pretrain",): (
@@ -41,7 +41,7 @@ FLAGS = {
     ),
     ("evaluate", "semi-supervised"): (
         "--encoder --dataset --data-dir --train-split --test-split --preset --image-size --fraction --epochs "
-        "--batch-size --encoder-lr --head-lr --weight-decay --augment --no-flip --seed --seeds --output "
+        "--batch-size --encoder-lr --head-lr --weight-decay --augment --no-flip --seed --seeds --output --baselines "
         "--smoke"
     ),
     ("transfer", "detection"): (
