@@ -24,8 +24,8 @@ FLAGS = {
     ("quickstart",): (
         "--data --dataset --data-dir --split --test-split --preset --epochs --batch-size --image-size "
         "--backbone --width --grayscale --no-grayscale --projector --lambd --learning-rate "
-        "--warmup-epochs --weight-decay --knn-every --linear-every --seed --shots --eval-seeds --output-dir --verbose "
-        "--smoke"
+        "--warmup-epochs --weight-decay --knn-every --linear-every --seed --shots --eval-seeds --output-dir "
+        "--verbose --smoke"
     ),
     ("pretrain",): (
         "--dataset --split --data-dir --preset --image-size --backbone --width --small-images --projector "
@@ -41,8 +41,8 @@ FLAGS = {
     ),
     ("evaluate", "semi-supervised"): (
         "--encoder --dataset --data-dir --train-split --test-split --preset --image-size --fraction --epochs "
-        "--batch-size --encoder-lr --head-lr --weight-decay --augment --no-flip --seed --seeds --output --baselines "
-        "--smoke"
+        "--batch-size --encoder-lr --head-lr --weight-decay --augment --no-flip --seed --seeds --output "
+        "--baselines --smoke"
     ),
     ("transfer", "detection"): (
         "--encoder --data --data-dir --train-split --eval-split --library --image-size --freeze-encoder "
