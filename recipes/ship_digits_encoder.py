@@ -40,7 +40,7 @@ def knn_on_digits(encoder, card, batch_size=256):
 
     dataset = card_dataset(card)
     height, width = card["input"]["image_shape"][:2]
-    views = augment.AugmentationConfig.preset(data.default_preset(dataset), image_size=(height, width))
+    views = augment.AugmentationConfig.preset(augment.default_preset(dataset), image_size=(height, width))
     common = dict(batch_size=batch_size, augment=views)
     train = data.labeled_dataset(dataset, split="train", **common)
     test = data.labeled_dataset(dataset, split="test", **common)

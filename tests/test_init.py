@@ -14,7 +14,7 @@ INTERNALS = {
     "crop_pair": "keras_barlow.augment",
     "finish_views": "keras_barlow.augment",
     "throughput": "keras_barlow.data",
-    "default_preset": "keras_barlow.data",
+    "default_preset": "keras_barlow.augment",
 }
 
 

@@ -132,8 +132,7 @@ def run(args):
 
 def augmentation_config(args):
     """The `AugmentationConfig` of `--preset` (default: `--dataset`'s) at `--image-size`."""
-    from keras_barlow.augment import AugmentationConfig
-    from keras_barlow.data import default_preset
+    from keras_barlow.augment import AugmentationConfig, default_preset
 
     overrides = {} if args.image_size is None else {"image_size": args.image_size}
     return AugmentationConfig.preset(args.preset or default_preset(args.dataset), **overrides)

@@ -306,7 +306,7 @@ def main(argv=None, *, parser=None, command=COMMAND, description=None):
 
     start = time.time()
     keras.utils.set_random_seed(args.seed)
-    preset = args.preset or data.default_preset(args.dataset)
+    preset = args.preset or augment.default_preset(args.dataset)
     config = augment.AugmentationConfig.preset(preset)
     if args.image_size:
         config = config.replace(image_size=args.image_size)

@@ -7,13 +7,11 @@
 | `sources` | digits, arrays, `tf.data`, TFDS and folders → one `Source` (`resolve_source`) |
 | `pipelines` | `pretraining_dataset`, `labeled_dataset`, `throughput` |
 
-The augmentation preset chosen for a source (`default_preset`) is owned by
-`keras_barlow.augment.config` and re-exported here.
+The augmentation preset chosen for a source is `keras_barlow.augment.default_preset`.
 """
 
 import logging
 
-from keras_barlow.augment.config import default_preset
 from keras_barlow.data.folders import IMAGE_EXTENSIONS, ImageFolder, scan_image_folder
 from keras_barlow.data.mnist5k import MNIST5K_TEST_FRACTION, load_mnist5k_arrays
 from keras_barlow.data.pipelines import (
@@ -47,7 +45,6 @@ __all__ = [
     "ImageFolder",
     "PretrainingEpochs",
     "Source",
-    "default_preset",
     "labeled_dataset",
     "load_digits_arrays",
     "load_mnist5k_arrays",

