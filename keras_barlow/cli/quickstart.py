@@ -264,7 +264,7 @@ def _linear_monitor_data(args, labeled):
     return (images[fit], labels[fit]), (images[held_out], labels[held_out])
 
 
-def embedding_picture(encoders, config, *, dataset, test_split, data_dir, path):
+def embedding_picture(encoders, config, *, dataset, test_split, data_dir, path, max_points=2000):
     """`embedding.png`: t-SNE of the test features of each encoder (None: raw pixels), side by side."""
     import numpy as np
 
@@ -281,7 +281,7 @@ def embedding_picture(encoders, config, *, dataset, test_split, data_dir, path):
         )
         for name, encoder in encoders.items()
     }
-    return evaluation.embedding_figure(panels, path)
+    return evaluation.embedding_figure(panels, path, max_points=max_points)
 
 
 def main(argv=None, *, parser=None, command=COMMAND, description=None):
@@ -468,6 +468,7 @@ def main(argv=None, *, parser=None, command=COMMAND, description=None):
                 embedding_picture(
                     encoders, config, dataset=args.dataset, test_split=args.test_split,
                     data_dir=args.data_dir, path=os.path.join(output_dir, "embedding.png"),
+                    max_points=300 if args.smoke else 2000,  # t-SNE's time grows with the points
                 )
             )  # fmt: skip
         except ValueError as error:  # no labels or no such split
