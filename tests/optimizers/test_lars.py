@@ -314,14 +314,8 @@ def _result(out):
     return tuple(float(v) for v in line.split()[1:])
 
 
-MIRRORED_SCRIPT = r"""
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras
-from keras_barlow import BarlowTwins
-from keras_barlow.optimizers import LARS, paper_optimizer
-
+# The encoder and the two views both distributed-LARS scripts train on.
+MODEL_AND_VIEWS = """
 def encoder():
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
@@ -333,7 +327,17 @@ def encoder():
 rng = np.random.default_rng(0)
 a = rng.random((64, 8, 8, 3), dtype="float32")
 b = np.clip(a + 0.1 * rng.normal(size=a.shape), 0, 1).astype("float32")
+"""
 
+MIRRORED_SCRIPT = r"""
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from keras_barlow import BarlowTwins
+from keras_barlow.optimizers import LARS, paper_optimizer
+
+{MODEL_AND_VIEWS}
 def train(strategy):
     with strategy.scope():
         keras.utils.set_random_seed(0)
@@ -351,7 +355,7 @@ one, moved = train(tf.distribute.OneDeviceStrategy("/cpu:0"))
 two, _ = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
 diff = max(float(np.abs(x - y).max()) for x, y in zip(one, two))
 print("RESULT", diff, moved)
-"""
+""".replace("{MODEL_AND_VIEWS}", MODEL_AND_VIEWS)
 
 
 @only_in_tensorflow_pass
@@ -370,18 +374,7 @@ from keras_barlow import BarlowTwins
 from keras_barlow.optimizers import LARS, paper_optimizer
 assert keras.backend.backend() == "jax" and len(jax.devices()) == 2
 
-def encoder():
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
-    x = keras.layers.BatchNormalization(epsilon=1e-5)(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same")(x)
-    return keras.Model(inputs, x)
-
-rng = np.random.default_rng(0)
-a = rng.random((64, 8, 8, 3), dtype="float32")
-b = np.clip(a + 0.1 * rng.normal(size=a.shape), 0, 1).astype("float32")
-
+{MODEL_AND_VIEWS}
 def train():
     keras.utils.set_random_seed(0)
     model = BarlowTwins(encoder(), projector_dims=(16, 16))
@@ -397,7 +390,7 @@ keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.
 two, _ = train()
 diff = max(float(np.abs(x - y).max()) for x, y in zip(one, two))
 print("RESULT", diff, moved)
-"""
+""".replace("{MODEL_AND_VIEWS}", MODEL_AND_VIEWS)
 
 
 @only_in_tensorflow_pass
