@@ -41,9 +41,13 @@ Usage:
     python recipes/benchmark.py --conv-rates --backend both --repeats 2   # JAX vs TF on the CPU, per op
     python recipes/benchmark.py --measure fit --versus-env TF_NUM_INTRAOP_THREADS=0   # A/B, interleaved
     python recipes/benchmark.py --smoke            # tiny, for CI (< ~40 s on 2 idle cores)
+    python recipes/benchmark.py --suite accelerator   # GPU/TPU: precision × XLA × batch, ResNet-50
+    python recipes/benchmark.py --suite accelerator --smoke   # the same plan on the CPU, tiny sizes
+    python recipes/benchmark.py --suite input-pipeline --help
 """
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -54,6 +58,8 @@ MEASURES = ("fit", "step", "bare", "bare_concat", "pipeline", "fit_pipeline")
 JAX_MEASURES = ("fit", "pytorch")
 DEFAULT_MEASURES = ("fit", "step", "bare", "pipeline")
 COMPARE_MEASURES = ("fit",)
+# `--suite NAME`: a module of `benchmarking` whose `main(argv)` takes the other arguments.
+SUITES = {"accelerator": "benchmarking.accelerator", "input-pipeline": "benchmarking.input_pipeline"}
 
 
 def _block_tensorflow():
@@ -117,6 +123,9 @@ def parse_args(argv=None):
              "(default: float32; float16 needs a GPU)")  # fmt: skip
     add("--dtype-policy", default=None,
         help="our Keras dtype policy, e.g. mixed_bfloat16 (default: the one of --precision)")  # fmt: skip
+    add("--fused-batchnorm", choices=("auto", "on", "off"), default="auto",
+        help="BarlowTwins(fused_batchnorm=...): the encoder's batch norms through TensorFlow's "
+             "fused kernel (auto: in bfloat16 / float16)")  # fmt: skip
     add("--steps", type=int, help="steps per timed block")
     add("--repeats", type=int, help="timed blocks (the median is reported)")
     add("--warmup", type=int, help="calls discarded first (tracing, compilation)")
@@ -136,14 +145,31 @@ def parse_args(argv=None):
              "block in turns (e.g. TF_NUM_INTRAOP_THREADS=0: TensorFlow's own thread default)")  # fmt: skip
     add("--isolate", action="store_true", help="one process per measurement: separate peak memory")
     add("--json", dest="json_path", help="write the results here")
+    add("--suite", choices=SUITES,
+        help="run a suite of measurements instead (its own options: --suite NAME --help)")  # fmt: skip
     add("--block-tensorflow", action="store_true", help=argparse.SUPPRESS)
     add("--worker", help=argparse.SUPPRESS)
     # MODULE:NAME of another runner class for the PyTorch process (a stand-in, in tests).
     add("--pytorch-runner", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.suite:  # only an abbreviation gets here: `main` takes `--suite` out first
+        parser.error(f"write --suite in full: --suite {args.suite}")
     if args.smoke:
         args.preset = "smoke"
     return args
+
+
+def split_suite(argv):
+    """`(suite, the other arguments)`: `--suite NAME` taken out of `argv` (suite `None` without it)."""
+    parser = argparse.ArgumentParser(prog="benchmark.py", add_help=False, allow_abbrev=False)
+    parser.add_argument("--suite", choices=SUITES)
+    known, rest = parser.parse_known_args(argv)
+    return known.suite, rest
+
+
+def run_suite(suite, argv):
+    """Runs `--suite NAME`: `benchmarking.<module>.main(argv)`, imported only now."""
+    return importlib.import_module(SUITES[suite]).main(argv)
 
 
 def build_spec(args):
@@ -194,6 +220,7 @@ def build_spec(args):
         matmul_size=args.matmul_size or (256 if args.preset == "smoke" else 2048),
         pytorch_threads=args.pytorch_threads,
         pytorch_channels_last=args.pytorch_channels_last,
+        fused_batchnorm=args.fused_batchnorm,
     )
     default = COMPARE_MEASURES if args.compare else DEFAULT_MEASURES
     measures = tuple(args.measure.split(",")) if args.measure else default
@@ -394,6 +421,9 @@ def _run(args, argv):
 
 
 def main(argv=None):
+    suite, rest = split_suite(sys.argv[1:] if argv is None else list(argv))
+    if suite:
+        return run_suite(suite, rest)
     args = parse_args(argv)
     if args.worker:
         if args.block_tensorflow:

@@ -6,6 +6,7 @@ picks a `Trainer` (`trainers/tensorflow.py` or `trainers/jax.py`), whose steps b
 `BarlowTwins.compute_terms`, so the maths exists once.
 """
 
+import contextlib
 import math
 import numbers
 
@@ -15,6 +16,7 @@ from keras_barlow import _compat, losses
 from keras_barlow.callbacks.non_finite_loss_guard import NonFiniteLossGuard
 from keras_barlow.layers.centre_tap_convolution import centre_tap_convolutions
 from keras_barlow.layers.feature_pooling import FeaturePooling
+from keras_barlow.layers.fused_batch_normalization import fused_batch_normalizations
 from keras_barlow.layers.projector import build_projector, check_projector_dims, unsynchronized_batchnorm
 from keras_barlow.losses.barlow_twins_loss import embedding_std
 from keras_barlow.models.view_pairs import check_last_batch
@@ -53,6 +55,14 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
             kernel only ever meet padding zeros. Applied inside the model's own forward
             pass only (`keras_barlow.layers.centre_tap_convolution`): the encoder's layers,
             configs and saved files are never changed. `False` runs the plain convolution.
+        fused_batchnorm: compute the encoder's batch norms of 4-D maps with TensorFlow's fused
+            kernel (`keras_barlow.layers.fused_batch_normalization`): one pass instead of a
+            chain of float32 ops, the same result up to float rounding, in the model's own
+            forward pass only (the layers and saved files are never changed). `"auto"` (the
+            default) fuses when the encoder computes in bfloat16 or float16, where it makes a
+            ResNet-50 step 2× faster on CPUs; `True` in float32 too (faster, but float32 runs
+            then no longer repeat earlier results to the last digit); `False` never. No effect
+            on JAX (XLA fuses by itself) or on batch norms synchronised across replicas.
         **kwargs: `keras.Model` arguments such as `name`.
 
     Example:
@@ -79,6 +89,7 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         pooling="auto",
         sync_batchnorm=True,
         matmul_on_1x1_maps=True,
+        fused_batchnorm="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -99,6 +110,9 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         self.projector = build_projector(self.projector_dims)
         self.sync_batchnorm = bool(sync_batchnorm)
         self.matmul_on_1x1_maps = bool(matmul_on_1x1_maps)
+        if fused_batchnorm not in ("auto", True, False):
+            raise ValueError(f'fused_batchnorm must be "auto", True or False, got {fused_batchnorm!r}')
+        self.fused_batchnorm = fused_batchnorm
         if image_shape is not None and len(tuple(image_shape)) != 3:
             raise ValueError(
                 f"image_shape must be (height, width, channels), got {tuple(image_shape)}; "
@@ -153,10 +167,17 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
                 f"{len(images)} inputs: call predict(images) on plain images (e.g. predict(view_a)), "
                 "not on (view_a, view_b) pairs"
             )
-        if not self.matmul_on_1x1_maps:
+        with contextlib.ExitStack() as blocks:
+            if self.matmul_on_1x1_maps:
+                blocks.enter_context(centre_tap_convolutions(self.encoder))
+            if self._fuses_batchnorm():
+                blocks.enter_context(fused_batch_normalizations(self.encoder))
             return self.pooling(self.encoder(images, training=training))
-        with centre_tap_convolutions(self.encoder):
-            return self.pooling(self.encoder(images, training=training))
+
+    def _fuses_batchnorm(self):
+        if self.fused_batchnorm == "auto":
+            return self.encoder.compute_dtype in ("bfloat16", "float16")
+        return self.fused_batchnorm
 
     def embed(self, images, training=False):
         """Projector outputs `z` for a batch of images."""
@@ -285,6 +306,7 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
                 "pooling": self.pooling.mode,
                 "sync_batchnorm": self.sync_batchnorm,
                 "matmul_on_1x1_maps": self.matmul_on_1x1_maps,
+                "fused_batchnorm": self.fused_batchnorm,
             }
         )
         return config

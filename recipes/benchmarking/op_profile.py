@@ -121,10 +121,10 @@ def summarize_xspace(xspace, kinds, part_names, steps, optimizer_scope="sgd"):
 
     Returns:
         dict: `categories` (category → seconds per step), `conv_stages` (`"stage direction"`,
-        e.g. `"stack3 filter gradient"` → seconds per step), `compute_threads` (threads that
-        ran ops).
+        e.g. `"stack3 filter gradient"` → seconds per step), `op_types` (TensorFlow op type,
+        e.g. `"_MklFusedBatchNormV3"` → seconds per step), `compute_threads` (threads that ran ops).
     """
-    categories, stages = collections.Counter(), collections.Counter()
+    categories, stages, op_types = collections.Counter(), collections.Counter(), collections.Counter()
     threads = 0
     for plane in xspace.planes:
         metadata = plane.event_metadata
@@ -139,11 +139,13 @@ def summarize_xspace(xspace, kinds, part_names, steps, optimizer_scope="sgd"):
                 category, stage = categorize(op_name, kinds, part_names, optimizer_scope)
                 seconds = event.duration_ps / 1e12 / steps
                 categories[category] += seconds
+                op_types[op_name.partition(":")[2]] += seconds
                 if stage is not None:
                     stages[stage] += seconds
     return {
         "categories": dict(categories.most_common()),
         "conv_stages": dict(sorted(stages.items())),
+        "op_types": dict(op_types.most_common()),
         "compute_threads": threads,
     }
 
@@ -211,7 +213,7 @@ def _table(title, seconds_by_name, total):
 
 
 def format_profile(profile, load=None):
-    """`profile_train_step`'s result as two Markdown tables (parts, then convolution stages)."""
+    """`profile_train_step`'s result as Markdown tables: parts, convolution stages, top op types."""
     total = sum(profile["categories"].values())
     lines = [
         f"whole step: {profile['unprofiled_s_per_step']:.3f} s without the profiler, "
@@ -221,4 +223,7 @@ def format_profile(profile, load=None):
     ]
     if profile["conv_stages"]:
         lines += _table("encoder convolutions by stage", profile["conv_stages"], total)
+    top_ops = dict(list(profile.get("op_types", {}).items())[:15])
+    if top_ops:
+        lines += _table("TensorFlow op type (15 largest)", top_ops, total)
     return "\n".join(lines)

@@ -55,7 +55,8 @@ def build_model(spec):
         encoder = resnet(
             spec["depth"], (size, size, 3), small_images=spec["small_images"], width=spec["width"]
         )
-    model = BarlowTwins(encoder, projector_dims=spec["projector"])
+    fused = {"auto": "auto", "on": True, "off": False}[spec.get("fused_batchnorm", "auto")]
+    model = BarlowTwins(encoder, projector_dims=spec["projector"], fused_batchnorm=fused)
     optimizer = {
         "lars": lambda: LARS(0.2),
         "sgd": lambda: keras.optimizers.SGD(0.05, momentum=0.9),

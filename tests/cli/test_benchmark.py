@@ -71,3 +71,12 @@ def test_without_a_checkout_the_message_says_where_the_harness_is(tmp_path):
 def test_the_package_does_not_import_the_harness():
     source = Path(benchmark.__file__).read_text()
     assert "import benchmarking" not in source and "from benchmarking" not in source
+
+
+def test_the_console_command_reaches_the_checkouts_suites(capfd):
+    """`keras-barlow benchmark --suite accelerator --help`: this checkout's harness, its suite's
+    own options (the driver imports no framework: this takes a fraction of a second)."""
+    assert benchmark.main(["--suite", "accelerator", "--help"], cwd=REPO) == 0
+    out = capfd.readouterr().out
+    assert out.startswith("usage: benchmark.py --suite accelerator")
+    assert "--batch-sizes" in out and "--precisions" in out and "--smoke" in out

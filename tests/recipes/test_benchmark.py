@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import sys
+import types
 
 import pytest
 from benchmarking import precision
@@ -170,3 +172,31 @@ def test_recipes_do_not_touch_sys_path():
                         offenders.append(os.path.relpath(path, REPO))
     harness = [path for path in offenders if "benchmark" in path]
     assert harness == []
+
+
+def test_suite_is_taken_out_of_the_arguments():
+    assert benchmark.split_suite(["--smoke", "--suite", "accelerator", "--json", "x.json"]) == (
+        "accelerator",
+        ["--smoke", "--json", "x.json"],
+    )
+    assert benchmark.split_suite(["--suite=input-pipeline", "--help"]) == ("input-pipeline", ["--help"])
+    assert benchmark.split_suite(["--smoke", "--steps", "2"]) == (None, ["--smoke", "--steps", "2"])
+    with pytest.raises(SystemExit):
+        benchmark.split_suite(["--suite", "nonsense"])
+    with pytest.raises(SystemExit):  # an abbreviation would reach the measurement's parser
+        benchmark.parse_args(["--sui", "accelerator"])
+
+
+@pytest.mark.parametrize("suite, module", sorted(benchmark.SUITES.items()))
+def test_main_hands_a_suite_the_other_arguments(suite, module, monkeypatch):
+    """`--suite NAME` calls `benchmarking.<module>.main(the other arguments)`, imported only then
+    (`benchmarking.input_pipeline` may not exist yet: a stand-in module here)."""
+    import benchmarking
+
+    calls = []
+    stand_in = types.ModuleType(module)
+    stand_in.main = lambda argv: calls.append(argv) or "report"
+    monkeypatch.setitem(sys.modules, module, stand_in)
+    monkeypatch.setattr(benchmarking, module.rsplit(".", 1)[1], stand_in, raising=False)
+    assert benchmark.main(["--smoke", "--suite", suite, "--json", "x.json"]) == "report"
+    assert calls == [["--smoke", "--json", "x.json"]]
