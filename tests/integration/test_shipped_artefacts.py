@@ -43,6 +43,19 @@ def test_shipped_artefacts_describe_themselves(name):
         assert os.path.getsize(os.path.join(directory, "keras_hub_preset", file_name)) == recorded["bytes"]
 
 
+@pytest.mark.parametrize("name", SHIPPED or NO_ARTEFACT)
+def test_shipped_artefacts_hold_their_pictures(name):
+    """The C heat-map, the t-SNE and the training curves, as PNG images that the README names."""
+    from PIL import Image
+
+    directory = os.path.join(SAVEDMODELS, name)
+    readme = open(os.path.join(directory, "README.md"), encoding="utf-8").read()
+    for picture in ("cross_correlation.png", "embedding.png", "training.png"):
+        with Image.open(os.path.join(directory, picture)) as image:
+            assert image.format == "PNG" and min(image.size) >= 100, picture
+        assert f"`{picture}`" in readme, picture
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED or NO_ARTEFACT)
 def test_shipped_artefacts_reproduce_their_evaluation(name):
