@@ -9,9 +9,11 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 
+from keras_barlow._io import atomic_write_text, fsync_directory
 from keras_barlow.cli import startup
 from keras_barlow.cli.pretrain_arguments import BACKBONE_DEPTHS, SMOKE, build_parser, parse, parse_projector
 
@@ -27,10 +29,17 @@ DESCRIPTION = """Barlow Twins pretraining: any dataset, backbone, backend and ha
 
 Writes to --output-dir: history.csv (one row per epoch), logs/ (TensorBoard),
 checkpoints/epoch-NNNN.keras (whole model with optimizer state, every --checkpoint-every
-epochs), backup/ (the fault-tolerance backup, deleted at the end), encoder/ (the exported
-encoder: .keras, SavedModel, model card) and summary.json. Run the same command again after a
-crash, a pre-emption or a kill -9: it resumes from the newest backup (weights, optimizer state
-and step). One run per output directory: a second one on it exits with an error naming the first.
+epochs), backup/ (the fault-tolerance backup), encoder/ (the exported encoder: .keras,
+SavedModel, model card) and, last, summary.json, which marks the run finished; only then is
+backup/ deleted.
+
+Run the same command again after a crash, a pre-emption or a kill -9: it resumes from the
+newest backup (weights, optimizer state and step; history.csv drops the rows of the epochs it
+trains again), also when only the export was left to do. Run it again once the run has
+finished: it says where the results are and exits, changing nothing. --retrain trains again
+from step 0 and first moves the earlier run's files to OUTPUT_DIR/previous-runs/TIME/; other
+settings on a finished output directory are refused (pass a new --output-dir, or --retrain).
+One run per output directory: a second one on it exits with an error naming the first.
 
 --backend picks Keras' backend. --hardware picks the devices: auto takes a TPU, else a
 multi-worker cluster named by TF_CONFIG (TensorFlow) or the KERAS_DISTRIBUTION_* variables
@@ -82,7 +91,7 @@ def main(
         startup.restart_if_needed(backend=args.backend)
     args.invocation = startup.command_line(command, argv)
     summary, model = run(args)
-    if linear_epochs is not None:
+    if linear_epochs is not None and model is not None:  # None: the run had already finished
         summary = linear_evaluation(args, model, summary)
     return summary
 
@@ -101,12 +110,17 @@ def select_backend(backend):
 
 
 def run(args):
-    """Pretrains as `args` say; returns `(summary, model)` (the summary is also written to
-    summary.json).
+    """Pretrains as `args` say, or finds that the run in `--output-dir` has finished.
 
     The chief holds `--output-dir`'s lock (`keras_barlow.cli.run_lock`) from before anything is
     read or written until the end: a second run on the same directory exits with an error
-    naming the owner, a stale lock (its process is gone) is taken over.
+    naming the owner, a stale lock (its process is gone) is taken over. A finished run there
+    (`finished_run`) is reported and left as it is, unless `args.retrain`: then its files are
+    moved to `previous-runs/` (`move_previous_run`) and training starts from step 0.
+
+    Returns:
+        `(summary, model)`: the summary as written to summary.json and the trained model, or
+        the finished run's summary and `None`.
     """
     select_backend(args.backend)
     import keras
@@ -125,9 +139,146 @@ def run(args):
         except OutputDirectoryLockedError as error:
             raise SystemExit(f"error: {error}") from None
     try:
+        if args.retrain:
+            if hardware.is_chief:
+                move_previous_run(out)
+        elif (summary := finished_run(args, out)) is not None:
+            if hardware.is_chief and os.path.isdir(backup := os.path.join(out, "backup")):
+                shutil.rmtree(backup)  # the finished run was stopped before it could delete it
+            print(_finished_line(out, summary))
+            return summary, None
         return _pretrain(args, hardware, out)
     finally:
         lock.release()
+
+
+SUMMARY_FILE = "summary.json"
+PREVIOUS_RUNS = "previous-runs"
+# What a run writes into --output-dir; --retrain moves these in this order, so that a kill
+# between two moves never leaves a history.csv that a run from step 0 would cut back.
+RUN_ENTRIES = ("history.csv", "logs", "checkpoints", "encoder", SUMMARY_FILE, "backup")
+# Flags that change how a run executes, not what it trains: a finished run run again with
+# other values of these is the same run.
+_HOW_TO_RUN = frozenset(
+    {
+        "backup_every",
+        "checkpoint_every",
+        "data_dir",
+        "hardware",
+        "invocation",
+        "keep_checkpoints",
+        "linear_epochs",
+        "no_export",
+        "output_dir",
+        "retrain",
+        "run_eagerly",
+        "smoke",
+        "steps_per_execution",
+        "tpu_address",
+        "verbose",
+    }
+)
+
+
+def finished_run(args, out):
+    """The summary of the run that finished in `out`, or `None` when none has.
+
+    A run has finished once its summary.json exists: it is written last, after the export,
+    and atomically.
+
+    Args:
+        args: the parsed command line of this run.
+        out: the output directory.
+
+    Returns:
+        The finished run's summary, or `None`.
+
+    Raises:
+        SystemExit: the finished run does not fit `args` (other training settings, or no
+            complete export where one is asked for), or its summary.json cannot be read.
+            Nothing is changed; the message names the way out (--retrain, or a new
+            --output-dir).
+    """
+    path = os.path.join(out, SUMMARY_FILE)
+    if not os.path.exists(path):
+        return None
+    retrain = f"or --retrain to move it to {os.path.join(out, PREVIOUS_RUNS)}/ and train again"
+    try:
+        with open(path) as handle:
+            summary = json.load(handle)
+        if not isinstance(summary, dict):
+            raise ValueError(f"a JSON {type(summary).__name__}, not an object")
+    except (OSError, ValueError) as error:
+        raise SystemExit(
+            f"error: {path} marks a finished run but cannot be read ({error}); nothing was trained "
+            f"or changed. Pass a new --output-dir, {retrain}"
+        ) from None
+    recorded, current = summary.get("arguments") or {}, vars(args)
+    differences = [
+        f"--{name.replace('_', '-')} {recorded[name]!r}, not {current[name]!r}"
+        for name in sorted(recorded.keys() & current.keys() - _HOW_TO_RUN)
+        if recorded[name] != current[name]
+    ]
+    if differences:
+        raise SystemExit(
+            f"error: {out} holds a finished run with other settings ({'; '.join(differences)}); "
+            f"nothing was trained or changed. Pass a new --output-dir, {retrain}"
+        )
+    if not args.no_export and not _export_complete(os.path.join(out, "encoder")):
+        checkpoints = os.path.join(out, "checkpoints")
+        raise SystemExit(
+            f"error: {out} holds a finished run without a complete export in "
+            f"{os.path.join(out, 'encoder')} (it ran with --no-export, or the export was removed); "
+            f"nothing was trained or changed. Pass --no-export to take it as it is, export a "
+            f"checkpoint of {checkpoints} with keras_barlow.export_encoder, {retrain}"
+        )
+    return summary
+
+
+def _export_complete(directory):
+    from keras_barlow.export.layout import CARD_FILE, ENCODER_FILE
+
+    return all(os.path.exists(os.path.join(directory, name)) for name in (CARD_FILE, ENCODER_FILE))
+
+
+def _finished_line(out, summary):
+    """The one line that reports a finished run."""
+    where = f"summary: {os.path.join(out, SUMMARY_FILE)}"
+    if summary.get("encoder"):
+        where = f"encoder: {summary['encoder']}, {where}"
+    return (
+        f"{out} holds a finished run ({summary.get('epochs')} epoch(s), {summary.get('optimizer_steps')} "
+        f"steps; {where}): nothing was trained or changed. To train again, pass --retrain (moves "
+        f"this run to {os.path.join(out, PREVIOUS_RUNS)}/) or a new --output-dir"
+    )
+
+
+def move_previous_run(out):
+    """Moves what an earlier run wrote in `out` (finished or not) to
+    `out/previous-runs/YYYYmmdd-HHMMSS/`, so that a new run starts from step 0 and nothing is
+    lost; files of yours in `out` stay where they are.
+
+    Args:
+        out: the output directory.
+
+    Returns:
+        The folder the files went to, or `None` when there was nothing to move.
+    """
+    names = [name for name in RUN_ENTRIES if os.path.lexists(os.path.join(out, name))]
+    if not names:
+        return None
+    target = os.path.join(out, PREVIOUS_RUNS, time.strftime("%Y%m%d-%H%M%S"))
+    unique, count = target, 1
+    while os.path.lexists(unique):
+        count += 1
+        unique = f"{target}-{count}"
+    os.makedirs(unique)
+    for name in names:
+        os.rename(os.path.join(out, name), os.path.join(unique, name))
+    fsync_directory(unique)
+    fsync_directory(out)
+    print(f"--retrain: moved the earlier run's {', '.join(names)} to {unique}")
+    return unique
 
 
 def augmentation_config(args):
@@ -145,7 +296,12 @@ def _pretrain(args, hardware, out):
     from keras_barlow import BarlowTwins
     from keras_barlow.backbones import resnet
     from keras_barlow.data.pipelines import pretraining_epochs
-    from keras_barlow.fault_tolerance import BackupAndRestore, PeriodicCheckpoint, resumable_dataset
+    from keras_barlow.fault_tolerance import (
+        BackupAndRestore,
+        PeriodicCheckpoint,
+        resumable_dataset,
+        truncate_history,
+    )
     from keras_barlow.optimizers import paper_optimizer
 
     precision = (
@@ -181,7 +337,11 @@ def _pretrain(args, hardware, out):
             passes.steps_per_epoch,
             steps,
         )
-    backup = BackupAndRestore(os.path.join(out, "backup"), save_freq=args.backup_every or "epoch")
+    # Kept after `fit` (holding its final step) until the export and summary.json are written:
+    # a run stopped in between resumes at its end and only finishes.
+    backup = BackupAndRestore(
+        os.path.join(out, "backup"), save_freq=args.backup_every or "epoch", delete_checkpoint=False
+    )
     start_step = backup.resume_step()
     dataset = resumable_dataset(
         passes, epochs=args.epochs, steps_per_epoch=steps, start_step=start_step, refill=True
@@ -233,8 +393,12 @@ def _pretrain(args, hardware, out):
         callbacks.append(keras.callbacks.TensorBoard(logs))
     else:
         log.warning("the tensorboard package is not installed: no TensorBoard logs (pip install tensorboard)")
+    earlier_losses = []
     if hardware.is_chief:
-        callbacks.append(keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=True))
+        history_csv = os.path.join(out, "history.csv")
+        earlier = truncate_history(history_csv, start_step // steps)
+        earlier_losses = [_float(row.get("loss")) for row in earlier]
+        callbacks.append(keras.callbacks.CSVLogger(history_csv, append=True))
     log.info(
         "%s on %s: %d replica(s) × %d images = global batch %d, %d steps/epoch, %d epochs, %s, "
         "resuming at step %d",
@@ -248,6 +412,8 @@ def _pretrain(args, hardware, out):
         precision,
         start_step,
     )
+    if start_step == args.epochs * steps:
+        log.info("the backup holds the final step %d: nothing left to train, finishing the run", start_step)
     start = time.time()
     history = model.fit(
         dataset,
@@ -258,6 +424,7 @@ def _pretrain(args, hardware, out):
     )
     seconds = time.time() - start
     trained_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    losses = earlier_losses + [float(loss) for loss in history.history.get("loss", [])]
     summary = {
         "backend": keras.backend.backend(),
         "hardware": hardware.kind,
@@ -271,8 +438,9 @@ def _pretrain(args, hardware, out):
         "steps_per_epoch": steps,
         "epochs": args.epochs,
         "optimizer_steps": trained_steps,
-        "final_loss": float(history.history["loss"][-1]) if history.history.get("loss") else None,
+        "final_loss": losses[-1] if losses else None,
         "seconds_this_run": round(seconds, 1),
+        "arguments": {name: value for name, value in sorted(vars(args).items()) if name != "invocation"},
     }
     if hardware.is_chief and not args.no_export:
         from keras_barlow.export import export_encoder
@@ -285,15 +453,23 @@ def _pretrain(args, hardware, out):
                 "image_size": args.image_size,
                 "training_data": args.dataset,
                 "batch_size": args.batch_size,
-                "history": history,
+                "history": {"loss": losses},  # all epochs, also those before a resume
                 "recipe": getattr(args, "invocation", None) or startup.command_line(COMMAND, None),
             },
         )
     if hardware.is_chief:
-        with open(os.path.join(out, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
-    log.info("done: %s", json.dumps(summary))
+        atomic_write_text(os.path.join(out, SUMMARY_FILE), json.dumps(summary, indent=2))
+        shutil.rmtree(backup.backup_dir, ignore_errors=True)  # the run is finished: no resume needed
+    log.info("done: %s", json.dumps({key: value for key, value in summary.items() if key != "arguments"}))
     return summary, model
+
+
+def _float(text):
+    """A CSV field as a float (`nan` when it is not a number)."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def linear_evaluation(args, model, summary):
@@ -320,7 +496,8 @@ def linear_evaluation(args, model, summary):
         epochs=args.linear_epochs,
     )
     summary["linear_eval"] = {**result, "epochs": args.linear_epochs}
-    with open(os.path.join(os.path.abspath(args.output_dir), "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    atomic_write_text(
+        os.path.join(os.path.abspath(args.output_dir), SUMMARY_FILE), json.dumps(summary, indent=2)
+    )
     print(f"linear evaluation: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}")
     return summary

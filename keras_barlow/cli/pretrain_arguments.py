@@ -192,6 +192,12 @@ def add_arguments(parser, **defaults):
     add("--keep-checkpoints", type=positive_int, default=None, help="newest checkpoints kept (default: all)")
     add("--no-export", action="store_true", help="skip exporting the encoder at the end")
     add(
+        "--retrain",
+        action="store_true",
+        help="train again from step 0: the earlier run's files in --output-dir (finished or not) "
+        "are first moved to OUTPUT_DIR/previous-runs/TIME/, never deleted",
+    )
+    add(
         "--verbose",
         type=int,
         default=1,

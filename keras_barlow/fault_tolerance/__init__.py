@@ -5,6 +5,7 @@
   (`read_backup_state`, `CorruptCheckpointError`).
 - `checkpoint`: `PeriodicCheckpoint`, whole-model `.keras` files every few epochs.
 - `resumable`: `resumable_dataset`, the input stream that starts at the backup's step.
+- `history`: `truncate_history`, a `CSVLogger` file cut back to the epoch a run resumes at.
 
 Example:
 
@@ -19,6 +20,7 @@ model.fit(data, epochs=100, steps_per_epoch=S, callbacks=[backup, checkpoint])
 
 from keras_barlow.fault_tolerance.backup import BackupAndRestore, CorruptCheckpointError, read_backup_state
 from keras_barlow.fault_tolerance.checkpoint import PeriodicCheckpoint
+from keras_barlow.fault_tolerance.history import truncate_history
 from keras_barlow.fault_tolerance.resumable import resumable_dataset
 
 __all__ = [
@@ -27,4 +29,5 @@ __all__ = [
     "PeriodicCheckpoint",
     "read_backup_state",
     "resumable_dataset",
+    "truncate_history",
 ]

@@ -137,8 +137,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Same arguments and place in `fit` as the Keras callback. On `fit` start it restores
     the newest backup (weights and optimizer state, `step`), and sets the starting epoch;
-    it backs up every `save_freq` batches or at each epoch end; it deletes the backups
-    when `fit` completes (unless `delete_checkpoint=False`).
+    it backs up every `save_freq` batches or at each epoch end; when `fit` completes it
+    deletes the backups, or with `delete_checkpoint=False` backs up the final step (if not
+    yet done) and keeps them.
 
     For an exact resume mid-epoch, the dataset given to `fit` must start at
     `resume_step()`, and `fit` needs `steps_per_epoch` (or a dataset of known length);
@@ -150,7 +151,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     Args:
         backup_dir: local directory for this run's backups only.
         save_freq: `"epoch"` or a number of batches.
-        delete_checkpoint: delete the backups when `fit` completes.
+        delete_checkpoint: delete the backups when `fit` completes; `False` keeps them, the
+            newest holding the final step (delete them once what follows `fit` is done).
         keep: complete backups kept (≥ 1); older ones are deleted after a newer one is
             complete.
 
@@ -263,7 +265,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             self._save()
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.isdir(self.backup_dir) and worker_of(self.model)[0] == 0:
+        if not self.delete_checkpoint:
+            # The kept backup is the final state, also when `save_freq` batches do not divide
+            # the run: a run stopped after `fit` (e.g. during its export) resumes at its end.
+            self._save()
+        elif os.path.isdir(self.backup_dir) and worker_of(self.model)[0] == 0:
             shutil.rmtree(self.backup_dir, ignore_errors=True)
 
     # Writing -------------------------------------------------------------------------

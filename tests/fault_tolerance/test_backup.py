@@ -178,6 +178,24 @@ def test_backups_are_complete_verified_and_pruned(finished, tmp_path):
     assert not (tmp_path / "c").exists()  # delete_checkpoint=True: removed after a completed fit
 
 
+def test_a_kept_backup_holds_the_final_step_and_resuming_from_it_trains_nothing(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = small_model()
+    train(model, tmp_path / "b", save_freq=4, delete_checkpoint=False)  # 4 does not divide 2 × 3
+    assert sorted(os.listdir(tmp_path / "b")) == ["LATEST", "step-000000000004", "step-000000000006"]
+    assert read_backup_state(str(tmp_path / "b"))["step"] == EPOCHS * STEPS
+
+    keras.utils.set_random_seed(1)
+    again = small_model()
+    steps = []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: steps.append(batch))
+    backup = train(again, tmp_path / "b", callbacks=[counter], save_freq=4, delete_checkpoint=False)
+    assert backup.resume_step() == EPOCHS * STEPS and steps == []  # restored, nothing trained
+    assert int(keras.ops.convert_to_numpy(again.optimizer.iterations)) == EPOCHS * STEPS
+    for want, got in zip(model.weights, again.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
+
+
 def test_resume_mid_epoch_restores_weights_optimizer_and_step(finished, tmp_path):
     _, reference = finished
 
