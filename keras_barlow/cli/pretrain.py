@@ -164,6 +164,7 @@ _HOW_TO_RUN = frozenset(
         "backup_every",
         "checkpoint_every",
         "data_dir",
+        "fused_batchnorm",
         "hardware",
         "invocation",
         "keep_checkpoints",
@@ -362,6 +363,7 @@ def _pretrain(args, hardware, out):
             projector_dims=parse_projector(args.projector),
             lambd=args.lambd,
             scale_loss=args.scale_loss,
+            fused_batchnorm={"auto": "auto", "on": True, "off": False}[args.fused_batchnorm],
         )
         optimizer = paper_optimizer(
             args.batch_size,
@@ -432,6 +434,7 @@ def _pretrain(args, hardware, out):
         "workers": hardware.num_workers,
         "worker_index": hardware.worker_index,
         "precision": precision,
+        "fused_batchnorm": args.fused_batchnorm,
         "dataset": args.dataset,
         "backbone": args.backbone,
         "global_batch": args.batch_size,

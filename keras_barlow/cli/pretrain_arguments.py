@@ -167,6 +167,14 @@ def add_arguments(parser, **defaults):
         help="auto: mixed_bfloat16 on TPUs, else float32",
     )
     add(
+        "--fused-batchnorm",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="the encoder's batch norms through TensorFlow's fused kernel "
+        "(BarlowTwins(fused_batchnorm=...)); "
+        "auto: under mixed precision; on: in float32 too (faster; results differ in float rounding)",
+    )
+    add(
         "--steps-per-execution",
         type=positive_int,
         default=1,
