@@ -14,6 +14,10 @@ Both: ResNet-18 width 16 with the small-image stem, projector 512-512-512, λ 0.
 encoder takes RGB but turns it into one grey channel before a one-channel stem
 (`resnet(..., grayscale=True)`). The raw-pixel baseline uses the original images (8×8 or
 28×28), not the upscaled inputs.
+
+`--precision mixed_bfloat16|mixed_float16` pretrains under that Keras dtype policy (C and the
+loss stay float32; under float16 the loss is scaled around LARS); the evaluation and the export
+are float32 either way, and the global policy is restored afterwards.
 """
 
 import argparse
@@ -45,6 +49,8 @@ DATASET_DEFAULTS = {
 # The smoke run's probe chooses C from two values (the card's protocol text names the grid used).
 SMOKE_CS = (1.0, 100.0)
 FALLBACK_DEFAULTS = {"image_size": None, "batch_size": 256, "epochs": 40, "grayscale": False}
+# `--precision`: the Keras dtype policies the pretraining may use.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # Sources whose raw pixels are the baseline (loaded at their original size).
 PIXEL_LOADERS = {"digits": "load_digits_arrays", "mnist5k": "load_mnist5k_arrays"}
 
@@ -83,6 +89,7 @@ It writes to --output-dir (default runs/quickstart):
     {command} --epochs 100 --image-size 32 --output-dir runs/digits32
     {command} --data cifar10 --data-dir ~/tensorflow_datasets \\
         --preset cifar --image-size 32 --width 64 --epochs 200 --projector 2048,2048,2048
+    {command} --precision mixed_bfloat16   # bfloat16 pretraining (AMX / AVX512_BF16 CPUs, TPUs)
     {command} --smoke   # seconds: a tiny run that checks the pipeline
 """
 
@@ -170,6 +177,14 @@ def add_arguments(parser):
         default=None,
         help="linear-probe monitor every N epochs, on a stratified 80/20 split of the training set "
         "(default: a quarter of the epochs; 0: off)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="Keras dtype policy of the pretraining (default: float32); the evaluation and the "
+        "export compute in float32 whatever it is (mixed_bfloat16 suits CPUs with AVX512_BF16 / "
+        "AMX and TPUs, mixed_float16 GPUs: its loss is scaled)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -300,6 +315,40 @@ def main(argv=None, *, parser=None, command=COMMAND, description=None):
     args = parse_args(argv, parser or build_parser(command, description))
     import keras
 
+    previous_policy = keras.config.dtype_policy()
+    try:
+        return _run(args, argv, command)
+    finally:  # `--precision` never leaks into the caller's later models
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _float32_copy(encoder, make_encoder):
+    """`encoder` rebuilt under the float32 policy (`make_encoder()`), with its trained weights."""
+    import keras
+
+    keras.config.set_dtype_policy("float32")
+    copy = make_encoder()
+    copy.set_weights(encoder.get_weights())
+    return copy
+
+
+def _on_cpu():
+    """Whether Keras trains on the CPU (no GPU or TPU visible to its backend)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend() == "cpu"
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU") and not tf.config.list_logical_devices("TPU")
+
+
+def _run(args, argv, command):
+    """`main` once the arguments are parsed (`main` restores the global dtype policy)."""
+    import keras
+
     import keras_barlow
     from keras_barlow import augment, backbones, callbacks, data, evaluation, optimizers
     from keras_barlow.export import export_encoder
@@ -339,6 +388,16 @@ def main(argv=None, *, parser=None, command=COMMAND, description=None):
             grayscale=args.grayscale,
         )
 
+    # `--precision`: the encoder and the projector compute in bfloat16 / float16, their
+    # variables, C and the loss stay float32; compile wraps LARS in a LossScaleOptimizer under
+    # mixed_float16. Reset to float32 after fit: the evaluation and the export are float32.
+    if args.precision == "mixed_float16" and _on_cpu():
+        print(
+            "note: mixed_float16 on a CPU is slow: TensorFlow's float16 convolution filter gradient "
+            "has no fast CPU kernel (over 100x float32's time); use mixed_bfloat16 on CPUs",
+            flush=True,
+        )
+    keras.config.set_dtype_policy(args.precision)
     encoder = make_encoder()
     model_kwargs = {} if args.lambd is None else {"lambd": args.lambd}
     model = keras_barlow.BarlowTwins(encoder, projector_dims=projector, **model_kwargs)
@@ -412,6 +471,7 @@ def main(argv=None, *, parser=None, command=COMMAND, description=None):
     )
     history = model.fit(train, epochs=args.epochs, verbose=args.verbose, callbacks=[*monitors, record])
     train_seconds = time.time() - train_start
+    keras.config.set_dtype_policy("float32")
     picture = os.path.join(output_dir, "cross_correlation.png")
     shutil.copyfile(cross_correlation.last_png, picture)
     _io.write_json(os.path.join(output_dir, "history.json"), epoch_logs)
@@ -435,17 +495,26 @@ def main(argv=None, *, parser=None, command=COMMAND, description=None):
             "shots": args.shots,
             "eval_seeds": args.eval_seeds,
             "backend": keras.backend.backend(),
+            "precision": args.precision,
         },
         "final_loss": float(history.history["loss"][-1]),
         "embedding_std": float(history.history["embedding_std"][-1]),
         "collapse_reference": round(1.0 / projector[-1] ** 0.5, 4),
         "cross_correlation": {k: round(v, 4) for k, v in cross_correlation.last_stats.items()},
         "train_seconds": round(train_seconds, 1),
+        # Updates applied: fewer than the steps under mixed_float16, whose loss scaler skips
+        # the steps with overflowing scaled gradients (and halves its scale).
+        "optimizer_steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
     }
+    if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
+        metrics["loss_scale"] = float(keras.ops.convert_to_numpy(model.optimizer.dynamic_scale))
     if args.test_split:
         try:
+            # Evaluated in float32: a float32 copy of a mixed-precision encoder (built before
+            # the seed below, so that the random-init encoder is the same under every precision).
+            trained = encoder if args.precision == "float32" else _float32_copy(encoder, make_encoder)
             keras.utils.set_random_seed(args.seed + 1)
-            encoders = {"barlow_twins": encoder, "random_init": make_encoder(), "raw_pixels": None}
+            encoders = {"barlow_twins": trained, "random_init": make_encoder(), "raw_pixels": None}
             eval_start = time.time()
             results = evaluation_table(
                 encoders,

@@ -48,13 +48,21 @@ def model_card_readme(metrics):
     channels = "grey digits repeated to 3 channels"
     if settings.get("grayscale"):
         channels = "turned into one grey channel inside the encoder (`grayscale=True`)"
+    precision = settings.get("precision", "float32")
+    trained_in = ""
+    if precision != "float32":  # float32 runs keep their text
+        trained_in = (
+            f" under the `{precision}` dtype policy (C and the loss in float32; the evaluation and "
+            "this export compute in float32)"
+        )
     lines = [
         f"# {metrics['dataset']}: a Barlow Twins {settings['backbone']} (width {settings['width']}) "
         "pretrained by the quick start",
         "",
         f"Command: `{metrics['recipe']}` ({settings['epochs']} epochs, batch {settings['batch_size']}, "
         f"{size}×{size} px, preset `{settings['preset']}`, projector {settings['projector']}); "
-        f"pretraining {metrics['train_seconds']:.0f} s on the CPU. Exact settings: `model_card.json`.",
+        f"pretraining {metrics['train_seconds']:.0f} s on the CPU{trained_in}. "
+        "Exact settings: `model_card.json`.",
         "",
         "Load: `keras_barlow.load_encoder(path)` (`encoder.keras`, normalisation inside; input "
         f"{size}×{size} RGB in [0, 1], {channels}), or `saved_model/` "

@@ -24,15 +24,16 @@ FLAGS = {
     ("quickstart",): (
         "--data --dataset --data-dir --split --test-split --preset --epochs --batch-size --image-size "
         "--backbone --width --grayscale --no-grayscale --projector --lambd --learning-rate "
-        "--warmup-epochs --weight-decay --knn-every --linear-every --seed --shots --eval-seeds --output-dir "
-        "--verbose --smoke"
+        "--warmup-epochs --weight-decay --knn-every --linear-every --precision --seed --shots --eval-seeds "
+        "--output-dir --verbose --smoke"
     ),
     ("pretrain",): (
         "--dataset --split --data-dir --preset --image-size --backbone --width --small-images --projector "
         "--lambd --scale-loss --epochs --batch-size --steps-per-epoch --learning-rate --bias-learning-rate "
         "--weight-decay --eta --warmup-epochs --backend --hardware --tpu-address --precision "
+        "--fused-batchnorm "
         "--steps-per-execution --run-eagerly --seed --output-dir --backup-every --checkpoint-every "
-        "--keep-checkpoints --no-export --verbose --smoke"
+        "--keep-checkpoints --no-export --retrain --verbose --smoke"
     ),
     ("evaluate", "linear"): (
         "--encoder --dataset --data-dir --train-split --test-split --preset --image-size --protocol --epochs "

@@ -1,5 +1,7 @@
-"""BarlowTwins under mixed_float16 and mixed_bfloat16: C and the loss stay float32, the
-float16 loss is scaled (LossScaleOptimizer around LARS), and the loss matches float32.
+"""BarlowTwins under mixed_float16 and mixed_bfloat16: C and the loss stay float32 (also in
+fit's own step), the float16 loss is scaled (LossScaleOptimizer around LARS) and steps whose
+scaled gradients overflow float16 are skipped, not reported as divergence, and the loss
+matches float32. The quick start under each policy against float32: tests/cli/test_quickstart.py.
 
 These tests run on both backends: the suite's JAX pass (`KERAS_BACKEND=jax`) runs them on
 JAX, where `mixed_bfloat16` is the TPU policy.
@@ -9,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_barlow import BarlowTwins
+from keras_barlow import BarlowTwins, losses
 from keras_barlow.optimizers import LARS, paper_optimizer
 
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
@@ -103,3 +105,73 @@ def test_fit_one_epoch_with_lars(policy):
     assert all(moved)
     for w in model.trainable_weights:  # master weights stay float32
         assert keras.backend.standardize_dtype(w.dtype) == "float32"
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_fit_computes_z_in_half_precision_and_c_and_loss_in_float32(policy, monkeypatch):
+    """In `fit`'s own (compiled) step: z in the policy's compute dtype, C and every logged term
+    float32; the logs, metrics and history float32 and finite."""
+    seen = []
+    cross_correlation = losses.cross_correlation
+
+    def spy(z_a, z_b, **kwargs):
+        c = cross_correlation(z_a, z_b, **kwargs)
+        seen.append([keras.backend.standardize_dtype(t.dtype) for t in (z_a, z_b, c)])
+        return c
+
+    monkeypatch.setattr(losses, "cross_correlation", spy)
+    model = _model(policy)
+    compute_terms = model.compute_terms
+    terms_dtypes = []
+
+    def terms_spy(*args, **kwargs):
+        terms = compute_terms(*args, **kwargs)
+        terms_dtypes.append({k: keras.backend.standardize_dtype(v.dtype) for k, v in terms.items()})
+        return terms
+
+    model.compute_terms = terms_spy
+    model.compile(optimizer=paper_optimizer(16, epochs=1, steps_per_epoch=4))
+    history = model.fit(*_views(n=64), batch_size=16, epochs=1, verbose=0, shuffle=False)
+    half = policy.split("_")[1]
+    assert seen and all(dtypes == [half, half, "float32"] for dtypes in seen), seen
+    assert terms_dtypes and all(set(d.values()) == {"float32"} for d in terms_dtypes), terms_dtypes
+    for metric in model.metrics:
+        assert keras.backend.standardize_dtype(metric.dtype) == "float32", metric.name
+    for name in ("loss", "on_diag", "off_diag", "embedding_std"):
+        (value,) = history.history[name]
+        assert np.isfinite(value) and np.float32(value) == value, (name, value)
+
+
+def test_float16_gradient_overflow_is_skipped_by_the_loss_scaler_not_reported_as_divergence():
+    """A loss scale of 2^18 makes the scaled float16 gradients overflow: `LossScaleOptimizer`
+    skips those steps (LARS does not move, the scale halves each time) until the scale fits;
+    the logged loss stays finite, so `NonFiniteLossGuard` never fires and fit completes."""
+    initial_scale, steps = 2.0**18, 8
+    reference = _model("float32")
+    model = _model("mixed_float16", reference.get_weights())
+    lars = paper_optimizer(16, epochs=1, steps_per_epoch=steps)
+    model.compile(optimizer=keras.optimizers.LossScaleOptimizer(lars, initial_scale=initial_scale))
+    batch_losses, applied = [], []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batch_losses.append(float(logs["loss"]))
+            # Through `self.model`, which brings JAX's in-flight state back to the variables.
+            inner = self.model.optimizer.inner_optimizer
+            applied.append(int(keras.ops.convert_to_numpy(inner.iterations)))
+
+    history = model.fit(
+        *_views(n=16 * steps), batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[Record()]
+    )
+    assert len(batch_losses) == steps and np.all(np.isfinite(batch_losses))
+    assert np.isfinite(history.history["loss"][0])
+    updates = applied[-1]
+    assert 0 < updates < steps, applied  # the first steps skipped, the later ones applied
+    assert applied[0] == 0  # 2^18 × the step-0 gradients overflows float16
+    scale = float(keras.ops.convert_to_numpy(model.optimizer.dynamic_scale))
+    assert scale == initial_scale / 2 ** (steps - updates)  # halved once per skipped step
+    moved = [
+        not np.array_equal(keras.ops.convert_to_numpy(w), w0)
+        for w, w0 in zip(model.trainable_weights, reference.get_weights())
+    ]
+    assert all(moved)
