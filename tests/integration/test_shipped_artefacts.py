@@ -49,7 +49,8 @@ def test_shipped_artefacts_hold_their_pictures(name):
     from PIL import Image
 
     directory = os.path.join(SAVEDMODELS, name)
-    readme = open(os.path.join(directory, "README.md"), encoding="utf-8").read()
+    with open(os.path.join(directory, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
     for picture in ("cross_correlation.png", "embedding.png", "training.png"):
         with Image.open(os.path.join(directory, picture)) as image:
             assert image.format == "PNG" and min(image.size) >= 100, picture
