@@ -9,7 +9,7 @@ Modules (each below imports only those above it):
 | `ops` | input checks, normalisation, flip, colour jitter, grayscale, blur, solarisation |
 | `crops` | random resized crops, the evaluation centre crop, `random_crop_flip` |
 | `affine` | crop + rotation + shear as one warp per image (`random_affine_crops`) |
-| `views` | `two_views`, `crop_pair`, `finish_view(s)`: the pretraining views |
+| `views` | `two_views`, `crop_pair`, `finish_view(s)`, `image_views`: the pretraining views |
 """
 
 from keras_barlow.augment.affine import affine_transforms, random_affine_crops, warp
@@ -24,7 +24,9 @@ from keras_barlow.augment.crops import (
     center_crop_resize,
     crop_resize,
     random_crop_flip,
+    resize_window,
     sample_crop_boxes,
+    sample_crop_pixels,
 )
 from keras_barlow.augment.ops import (
     GRAY_WEIGHTS,
@@ -34,16 +36,18 @@ from keras_barlow.augment.ops import (
     adjust_hue,
     adjust_saturation,
     apply_jitter,
+    blur_image,
     color_jitter,
     gaussian_blur,
     jitter_params,
     normalize,
+    normalize_image,
     random_flip,
     solarize,
     to_float_rgb,
 )
 from keras_barlow.augment.seeds import derive_seed, seed_stream, seed_tensor
-from keras_barlow.augment.views import crop_pair, finish_view, finish_views, two_views
+from keras_barlow.augment.views import crop_pair, finish_view, finish_views, image_views, two_views
 
 __all__ = [
     "GRAY_WEIGHTS",
@@ -58,6 +62,7 @@ __all__ = [
     "affine_transforms",
     "apply_jitter",
     "as_config",
+    "blur_image",
     "center_crop_resize",
     "color_jitter",
     "crop_pair",
@@ -67,12 +72,16 @@ __all__ = [
     "finish_view",
     "finish_views",
     "gaussian_blur",
+    "image_views",
     "jitter_params",
     "normalize",
+    "normalize_image",
     "random_affine_crops",
     "random_crop_flip",
     "random_flip",
+    "resize_window",
     "sample_crop_boxes",
+    "sample_crop_pixels",
     "seed_stream",
     "seed_tensor",
     "solarize",

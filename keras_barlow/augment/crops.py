@@ -5,6 +5,11 @@ Interpolation: bilinear, through `tf.image.crop_and_resize` (one vectorised op f
 windows; half-pixel sample centres, clamped to the image; no antialiasing). The official
 code uses bicubic; bilinear is the other choice the paper's recipe allows.
 
+One image at a time (`image_views`, for images of varying size), the window is drawn in
+whole pixels as torchvision does (`sample_crop_pixels`) and resized on its own
+(`resize_window`: one `ResizeBilinear` of the slice, half-pixel centres clamped to the
+window, as torchvision's crop-then-resize).
+
 Example:
 ```python
 images = tf.random.uniform([8, 40, 60, 3])
@@ -100,6 +105,75 @@ def crop_resize(images, top, left, h, w, size, box_indices=None):
     boxes = _boxes(top, left, h, w, tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32), size)
     padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
     return tf.image.crop_and_resize(padded, boxes, box_indices, size, method="bilinear")
+
+
+def sample_crop_pixels(seed, height, width, scale, ratio, attempts=10):
+    """One crop window in whole pixels, exactly as torchvision's `RandomResizedCrop.get_params`.
+
+    The draws of `sample_crop_boxes` (same seed: same area, ratio and offset draws), with
+    the window's size rounded to whole pixels (`round(sqrt(area · ratio))`, half to even,
+    as Python's `round`) and its offset a whole pixel drawn uniformly from the positions
+    that fit (`(height - h) // 2` in the fallback). For `resize_window`, whose window is a
+    slice of the image.
+
+    Args:
+        seed: `[2]` integer tensor.
+        height, width: int32 scalars, the image's size.
+        scale, ratio: as in `sample_crop_boxes`.
+        attempts: candidate draws before the fallback.
+
+    Returns:
+        int32 scalars `(top, left, h, w)`.
+    """
+    heights = tf.cast(height, tf.float32)[None]
+    widths = tf.cast(width, tf.float32)[None]
+    s_area, s_ratio, s_offset = split_seed(seed, 3)
+    area = (heights * widths)[:, None] * uniform(s_area, [1, attempts], scale[0], scale[1])
+    aspect = tf.exp(uniform(s_ratio, [1, attempts], math.log(ratio[0]), math.log(ratio[1])))
+    w = tf.round(tf.sqrt(area * aspect))
+    h = tf.round(tf.sqrt(area / aspect))
+    fits = (w > 0) & (w <= widths[:, None]) & (h > 0) & (h <= heights[:, None])
+    first = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)
+    found = tf.reduce_any(fits, axis=1)
+    image_ratio = widths / heights
+    fallback_w = tf.where(image_ratio > ratio[1], tf.round(heights * ratio[1]), widths)
+    fallback_h = tf.where(image_ratio < ratio[0], tf.round(widths / ratio[0]), heights)
+    w = tf.where(found, tf.gather(w, first, batch_dims=1), fallback_w)[0]
+    h = tf.where(found, tf.gather(h, first, batch_dims=1), fallback_h)[0]
+    offset = uniform(s_offset, [2])
+    top = tf.where(found[0], tf.floor(offset[0] * (heights[0] - h + 1)), tf.floor((heights[0] - h) / 2))
+    left = tf.where(found[0], tf.floor(offset[1] * (widths[0] - w + 1)), tf.floor((widths[0] - w) / 2))
+    top = tf.minimum(top, heights[0] - h)  # offset < 1, but float rounding
+    left = tf.minimum(left, widths[0] - w)
+    return tuple(tf.cast(t, tf.int32) for t in (top, left, h, w))
+
+
+def resize_window(image, top, left, h, w, size, flip=None):
+    """The window `image[top:top + h, left:left + w]` resized to `size`, bilinear, flipped
+    horizontally on request: the per-image crop of `image_views`.
+
+    One `ResizeBilinear` (half-pixel centres, clamped to the window's edge: torchvision's
+    crop-then-resize) of the window sliced from the uint8 image, so neither the image nor
+    the window is converted to float first; about 3× faster on CPU than `crop_resize` of a
+    window in fractional pixels (`crop_and_resize` of the edge-padded float image).
+
+    Args:
+        image: `(H, W, c)` uint8 [0, 255] or float [0, 1].
+        top, left, h, w: int32 scalars (`sample_crop_pixels`).
+        size: `(height, width)` of the output.
+        flip: None, or a bool scalar.
+
+    Returns:
+        float32 `(*size, c)` in [0, 1].
+    """
+    window = tf.slice(image, tf.stack([top, left, 0]), tf.stack([h, w, -1]))
+    out = tf.raw_ops.ResizeBilinear(images=window[None], size=size, half_pixel_centers=True)[0]
+    if image.dtype == tf.uint8:
+        out = out * (1.0 / 255.0)
+    if flip is not None:
+        out = tf.cond(flip, lambda: tf.reverse(out, [1]), lambda: out)
+    out.set_shape([size[0], size[1], image.shape[-1]])
+    return out
 
 
 def center_crop_resize(images, size, fraction=1.0):

@@ -2,7 +2,8 @@
 `(view_a, view_b)` for pretraining or `(image, label)` for evaluation.
 
 Same-size images are batched first and augmented a batch at a time; images of varying size
-(folders, ImageNet) are cropped per image to the output size, then batched. Every random
+(folders, ImageNet) get both views finished one image at a time (`augment.image_views`: crop
+from the decoded uint8 image, colour, blur, normalisation), then batched. Every random
 draw comes from a seed stream derived from `seed` and the input pipeline, so a seeded
 pipeline is reproducible, and each input pipeline of a distributed run draws its own.
 With `epoch=` (or `pretraining_epochs`) the draws are a function of (seed, epoch, step).
@@ -28,8 +29,9 @@ DEFAULT_SHUFFLE_BUFFER = 10_000
 AUTO_CACHE_BYTES = 2 * 1024**3
 
 # Seed streams of one input pipeline (`derive_seed(seed, pipeline, stream)`): one per use,
-# fixed so that a seeded pipeline gives the same batches in every release.
-_SHUFFLE, _VIEWS_BATCHED, _CROPS_PER_IMAGE, _VIEWS_FINISH, _LABELED_BATCHED, _LABELED_PER_IMAGE = range(6)
+# fixed so that a seeded pipeline gives the same batches in every release. (2 and 3 drew the
+# crops per image and the rest per batch for images of varying size, before `image_views`.)
+_SHUFFLE, _VIEWS_BATCHED, _LABELED_BATCHED, _LABELED_PER_IMAGE, _VIEWS_PER_IMAGE = 0, 1, 4, 5, 6
 
 
 @dataclasses.dataclass
@@ -291,19 +293,11 @@ class PretrainingEpochs:
                 drop_remainder=True,
                 epoch=epoch,
             )
-        # Images of varying size: two crops per image, then the batched rest.
-        crops = _map_images(
-            head, lambda image, label, s: aug.crop_pair(image, config, seed=s), _CROPS_PER_IMAGE, epoch
+        # Images of varying size: both views finished per image (`image_views`), then batched.
+        views = _map_images(
+            head, lambda image, label, s: aug.image_views(image, config, seed=s), _VIEWS_PER_IMAGE, epoch
         )
-        return _map_batches(
-            head,
-            crops,
-            lambda views, s: aug.finish_views(*views, config, seed=s),
-            _VIEWS_FINISH,
-            drop_remainder=True,
-            epoch=epoch,
-            may_fail=head.decodes_files,
-        )
+        return _batch(head, views, drop_remainder=True, may_fail=head.decodes_files)
 
 
 def pretraining_epochs(

@@ -41,6 +41,36 @@ def test_each_jitter_op_matches_numpy(k, factors):
         np.testing.assert_allclose(got[i], _np_jitter_op(images[i], k, factor), atol=2e-5)
 
 
+def _floormod_hue(images, delta):
+    """The `adjust_hue` of before its per-image wrap (each pixel's hue wrapped by `floormod`)."""
+    r, g, b = tf.unstack(images, axis=-1)
+    high = tf.maximum(tf.maximum(r, g), b)
+    chroma = high - tf.minimum(tf.minimum(r, g), b)
+    safe = tf.where(chroma > 0, chroma, 1.0)
+    hue = tf.where(
+        high == r, (g - b) / safe, tf.where(high == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
+    ) + 6.0 * tf.reshape(delta, [-1, 1, 1])
+    channels = []
+    for offset in (5.0, 3.0, 1.0):
+        k = tf.math.floormod(offset + hue, 6.0)
+        channels.append(high - chroma * tf.clip_by_value(tf.minimum(k, 4.0 - k), 0.0, 1.0))
+    return tf.clip_by_value(tf.stack(channels, axis=-1), 0.0, 1.0)
+
+
+def test_hue_wraps_any_shift_and_equals_the_formula_it_replaced():
+    """Every shift in [-0.5, 0.5] (wrapping both ways), grey pixels and ties: colorsys' hue
+    shift, and the per-pixel `floormod` formula of before to float rounding."""
+    images = (np.random.default_rng(5).integers(0, 256, (41, 6, 6, 3)) / 255.0).astype(np.float32)
+    images[0] = images[0, ..., :1]  # grey: no hue
+    images[1, ..., 1] = images[1, ..., 0]  # ties between the largest channels
+    deltas = np.linspace(-0.5, 0.5, 41).astype(np.float32)
+    got = aug.adjust_hue(tf.constant(images), tf.constant(deltas)).numpy()
+    np.testing.assert_allclose(got, _floormod_hue(tf.constant(images), tf.constant(deltas)), atol=2e-6)
+    for i in range(0, 41, 4):
+        np.testing.assert_allclose(got[i], _np_jitter_op(images[i], 3, deltas[i]), atol=2e-5)
+    assert got.min() >= 0.0 and got.max() <= 1.0
+
+
 def test_random_order_jitter_matches_numpy_sequence():
     view = aug.ViewConfig(jitter_prob=0.7)
     n = 12

@@ -24,8 +24,12 @@ def _write(path, content):
         f.write(content)
 
 
+def _png_pixels(seed, shape):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
 def _png(seed, shape):
-    return tf.io.encode_png(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)).numpy()
+    return tf.io.encode_png(_png_pixels(seed, shape)).numpy()
 
 
 @pytest.fixture
@@ -314,3 +318,28 @@ def test_decode_drops_keep_batches_a_function_of_seed_epoch_and_step(tmp_path):
     for got, want in zip(tail, full[5:]):
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_folder_views_are_each_files_per_image_views(tmp_path):
+    """Images of varying size: each element's two views are `image_views` of its decoded
+    file with its own seed, (seed, epoch, element) → seed, then batched (no batch-level draws)."""
+    from keras_barlow.augment import image_views
+    from keras_barlow.augment.seeds import derive_seed, step_seeds
+    from keras_barlow.data.pipelines import _VIEWS_PER_IMAGE
+
+    for i in range(4):
+        _write(
+            str(tmp_path / f"{i}.jpg"), tf.io.encode_jpeg(_png_pixels(i, (30 + 3 * i, 41 - 2 * i, 3))).numpy()
+        )
+    config = AugmentationConfig.preset("imagenet", image_size=16)
+    folder = data.scan_image_folder(str(tmp_path))
+    (view_a, view_b), = first(
+        data.pretraining_dataset(folder, batch_size=4, augment=config, seed=5, epoch=1, shuffle_buffer=0)
+    )  # fmt: skip
+    seeds = list(step_seeds(derive_seed(5, 0, _VIEWS_PER_IMAGE), 1).take(4))
+    for k, path in enumerate(folder.files):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        expected_a, expected_b = image_views(image, config, seed=seeds[k])
+        np.testing.assert_allclose(view_a[k], expected_a, atol=1e-5)
+        np.testing.assert_allclose(view_b[k], expected_b, atol=1e-5)
+    assert np.abs(view_a - view_b).max() > 0.1
