@@ -257,8 +257,6 @@ def _ours_batches(spec):
 def ours_worker(spec):
     """Our measuring process: `pretraining_dataset` on the folder, served in blocks."""
     side = spec["side"]
-    if spec.get("keras_barlow_path"):  # before the working directory, which `python -m` puts first
-        sys.path.insert(0, spec["keras_barlow_path"])
 
     def make_runner(spec, measure):
         import tensorflow as tf
@@ -359,8 +357,8 @@ def schedulable_cpus():
         return os.cpu_count() or 1
 
 
-def _environment():
-    path = [p for p in (RECIPES, os.environ.get("PYTHONPATH")) if p]
+def _environment(first=None):
+    path = [p for p in (first, RECIPES, os.environ.get("PYTHONPATH")) if p]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
@@ -374,16 +372,19 @@ def side_command(spec, side):
             json.dumps({**spec, "side": side}),
         ]
         return side, command, _environment()
-    if side.startswith("ours@"):
-        spec = {**spec, "keras_barlow_path": os.path.abspath(side[len("ours@") :])}
+    baseline = os.path.abspath(side[len("ours@") :]) if side.startswith("ours@") else None
+    if baseline:
+        spec = {**spec, "keras_barlow_path": baseline}
+    # `-P`: no working directory in front of PYTHONPATH, which names the baseline's package first.
     command = [
         sys.executable,
+        *(["-P"] if baseline else []),
         "-m",
         "benchmarking.input_pipeline",
         "--worker",
         json.dumps({**spec, "side": side}),
     ]
-    return side, command, _environment()
+    return side, command, _environment(first=baseline)
 
 
 def start_sides(spec, sides, log=print):
