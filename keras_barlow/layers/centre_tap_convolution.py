@@ -18,12 +18,12 @@ its config, weights and saved files are never changed; subclasses that define th
 
 import contextlib
 import functools
-import threading
 
 import keras
 from keras import ops
 
 from keras_barlow import _compat
+from keras_barlow.layers.forward_pass_overrides import overriding
 
 _PLAIN_CONVOLUTION_OP = keras.layers.Conv2D.convolution_op
 
@@ -88,12 +88,6 @@ def plain_convolutions(model):
     ]
 
 
-# Under MirroredStrategy each replica traces the model in its own thread, so blocks over the
-# same layers nest across threads: count the entries per layer and restore on the last exit.
-_LOCK = threading.Lock()
-_ACTIVE = {}  # id(layer) -> number of active blocks
-
-
 @contextlib.contextmanager
 def centre_tap_convolutions(model):
     """A block in which the plain `Conv2D` layers of `model` compute 1×1 maps as matrix products.
@@ -119,22 +113,7 @@ def centre_tap_convolutions(model):
     (['c'], True)
     """
     layers = plain_convolutions(model)
-    with _LOCK:
-        for layer in layers:
-            count = _ACTIVE.get(id(layer), 0)
-            if count == 0:
-                # `object.__setattr__`: a plain instance attribute, outside Keras' attribute tracking.
-                object.__setattr__(
-                    layer, "convolution_op", functools.partial(centre_tap_convolution_op, layer)
-                )
-            _ACTIVE[id(layer)] = count + 1
-    try:
-        yield [layer.name for layer in layers]
-    finally:
-        with _LOCK:
-            for layer in layers:
-                count = _ACTIVE.pop(id(layer)) - 1
-                if count:
-                    _ACTIVE[id(layer)] = count
-                else:
-                    object.__delattr__(layer, "convolution_op")
+    with overriding(
+        layers, "convolution_op", lambda layer: functools.partial(centre_tap_convolution_op, layer)
+    ) as names:
+        yield names

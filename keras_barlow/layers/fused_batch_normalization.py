@@ -21,11 +21,11 @@ them), so the encoder's config, weights and saved files never change.
 
 import contextlib
 import functools
-import threading
 
 import keras
 
 from keras_barlow import _compat
+from keras_barlow.layers.forward_pass_overrides import overriding
 
 _PLAIN_CALL = keras.layers.BatchNormalization.call
 
@@ -125,12 +125,6 @@ def plain_batch_normalizations(model):
     ]
 
 
-# Under MirroredStrategy each replica traces the model in its own thread, so blocks over the
-# same layers nest across threads: count the entries per layer and restore on the last exit.
-_LOCK = threading.Lock()
-_ACTIVE = {}  # id(layer) -> number of active blocks
-
-
 @contextlib.contextmanager
 def fused_batch_normalizations(model):
     """A block in which the plain `BatchNormalization` layers of `model` use the fused kernel.
@@ -157,20 +151,7 @@ def fused_batch_normalizations(model):
     (['bn'], True)
     """
     layers = plain_batch_normalizations(model)
-    with _LOCK:
-        for layer in layers:
-            count = _ACTIVE.get(id(layer), 0)
-            if count == 0:
-                # `object.__setattr__`: a plain instance attribute, outside Keras' attribute tracking.
-                object.__setattr__(layer, "call", functools.partial(fused_batch_normalization_call, layer))
-            _ACTIVE[id(layer)] = count + 1
-    try:
-        yield [layer.name for layer in layers]
-    finally:
-        with _LOCK:
-            for layer in layers:
-                count = _ACTIVE.pop(id(layer)) - 1
-                if count:
-                    _ACTIVE[id(layer)] = count
-                else:
-                    object.__delattr__(layer, "call")
+    with overriding(
+        layers, "call", lambda layer: functools.partial(fused_batch_normalization_call, layer)
+    ) as names:
+        yield names

@@ -323,7 +323,7 @@ def nvidia_driver():
             if out:
                 return out[0]
         except (OSError, subprocess.SubprocessError):
-            pass
+            out = None  # no usable nvidia-smi: the kernel module's version file below says it
     try:
         with open("/proc/driver/nvidia/version") as f:
             match = re.search(r"Kernel Module(?: for \S+)?\s+([\d.]+)", f.read())
