@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 
-from benchmarking import serving
+from benchmarking import pytorch_worker, serving
 from benchmarking.timing import cpu_description, load1, load_range
 
 RECIPES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -371,7 +371,8 @@ def side_command(spec, side):
             "benchmarking.official_transform",
             json.dumps({**spec, "side": side}),
         ]
-        return side, command, _environment()
+        # The PyTorch sides keep freed memory in their process, as in `--compare pytorch`.
+        return side, command, {**pytorch_worker.KEEP_FREED_MEMORY, **_environment()}
     baseline = os.path.abspath(side[len("ours@") :]) if side.startswith("ours@") else None
     if baseline:
         spec = {**spec, "keras_barlow_path": baseline}

@@ -170,3 +170,15 @@ def test_the_official_transform_is_main_pys():
         env={"PYTHONPATH": RECIPES},
     )
     assert "VIEWS (3, 224, 224) torch.float32 False" in out
+
+
+def test_only_the_pytorch_sides_keep_freed_memory(monkeypatch):
+    from benchmarking import pytorch_worker
+
+    for name in pytorch_worker.KEEP_FREED_MEMORY:
+        monkeypatch.delenv(name, raising=False)
+    for side in ("official", "torchvision-v2"):
+        env = input_pipeline.side_command({}, side)[2]
+        assert all(env[k] == v for k, v in pytorch_worker.KEEP_FREED_MEMORY.items()), side
+    ours = input_pipeline.side_command({}, "ours")[2]
+    assert not set(pytorch_worker.KEEP_FREED_MEMORY) & set(ours)

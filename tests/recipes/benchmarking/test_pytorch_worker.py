@@ -6,7 +6,7 @@ import os
 import sys
 
 import pytest
-from benchmarking import pytorch_worker, serving
+from benchmarking import pytorch_reference, pytorch_worker, serving
 from helpers import REPO, run_python
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,6 +35,29 @@ def test_it_is_started_as_a_module_with_recipes_on_its_path():
     assert os.path.samefile(path[0], RECIPES)
 
 
+def test_the_worker_keeps_freed_memory_unless_the_caller_set_it(monkeypatch):
+    for name in pytorch_worker.KEEP_FREED_MEMORY:
+        monkeypatch.delenv(name, raising=False)
+    env = pytorch_worker.environment()
+    assert {name: env[name] for name in pytorch_worker.KEEP_FREED_MEMORY} == {
+        "MALLOC_MMAP_MAX_": "0",
+        "MALLOC_TRIM_THRESHOLD_": str(2**40),
+    }
+    monkeypatch.setenv("MALLOC_MMAP_MAX_", "65536")
+    assert pytorch_worker.environment()["MALLOC_MMAP_MAX_"] == "65536"
+
+
+def test_a_pytorch_block_times_its_steps_after_one_untimed_step():
+    """As our `fit` block drops its first step, so does PyTorch's: neither side is charged
+    for coming back after the other process ran."""
+    calls = []
+    runner = object.__new__(pytorch_reference.PyTorchRunner)
+    runner.views = ("a", "b")
+    runner.step = lambda a, b: calls.append((a, b)) or 1.0
+    assert len(runner.block(2)) == 2 and len(calls) == 3
+    assert len(runner.warm_up(2)) == 2 and len(calls) == 5
+
+
 def test_its_modules_import_no_framework():
     """The worker, the reference module and the driver's modules load neither TensorFlow nor
     Keras (nor PyTorch) when imported; the driver builds a spec without them too."""
@@ -60,6 +83,9 @@ def test_worker_serves_blocks_without_loading_tensorflow():
     assert payload["versions"]["tensorflow_imported"] is False
     assert payload["versions"]["keras_imported"] is False
     assert payload["versions"]["framework"] == "pytorch" and payload["versions"]["torch"] == "stub"
+    assert payload["versions"]["malloc"] == {**pytorch_worker.KEEP_FREED_MEMORY, **{
+        name: os.environ[name] for name in pytorch_worker.KEEP_FREED_MEMORY if name in os.environ
+    }}  # fmt: skip
     (result,) = payload["results"]
     assert result["modules_at_setup"] == [] and result["modules_at_last_block"] == []
     assert (result["measure"], result["backend"], result["framework"]) == ("pytorch", "tensorflow", "pytorch")
