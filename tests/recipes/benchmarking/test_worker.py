@@ -63,3 +63,21 @@ def test_benchmark_worker_runs_with_the_threads_asked_for(tmp_path):
         "TF_NUM_INTRAOP_THREADS",
     }
     assert report["results"][0]["s_per_step"] > 0
+
+
+def test_tensorflow_matmul_reference_is_the_faster_of_one_and_concurrent_products(monkeypatch):
+    from benchmarking import flops, worker
+
+    monkeypatch.setattr(worker, "schedulable_cpu_count", lambda: 2)
+    monkeypatch.setattr(flops, "tensorflow_matmul", lambda n, products, dtype: (products, dtype))
+    timed = []
+
+    def rate(matmul, n, products):
+        timed.append(matmul)
+        return {1: 900e9, 2: 1300e9}[products]
+
+    monkeypatch.setattr(flops, "matmul_flops_per_second", rate)
+    assert worker.matmul_rates("tensorflow", 8, "bfloat16") == {"tensorflow": 1300e9}
+    assert timed == [(1, "bfloat16"), (2, "bfloat16")]
+    monkeypatch.setattr(flops, "matmul_flops_per_second", lambda m, n, products: {1: 2e12, 2: 1e12}[products])
+    assert worker.matmul_rates("tensorflow", 8) == {"tensorflow": 2e12}
