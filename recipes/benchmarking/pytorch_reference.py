@@ -294,12 +294,8 @@ class PyTorchRunner:
     warm_up = _steps
 
     def block(self, steps):
-        """`steps` timed steps after one untimed one, as our `fit` block drops its first step.
-
-        The other process ran in between: the first step after it pays for memory and
-        thread pools coming back (up to 2x a step at ResNet-50 224 px float32 on a 2-core
-        Xeon); both sides skip it, so neither is charged for the alternation.
-        """
+        """`steps` timed steps after one untimed one, as our `fit` block drops its first step
+        (`fit`'s once-per-call set-up), so that both sides' blocks are timed alike."""
         self._steps(1)
         return self._steps(steps)
 

@@ -42,7 +42,7 @@ def matmul_rates(backend, n, precision="float32"):
         # The faster of one product and as many independent products as CPUs in one function:
         # the latter fill every CPU whatever the intra-/inter-op thread split (e.g.
         # TF_NUM_INTRAOP_THREADS=1), the former is faster where one product already does (on a
-        # 2-core AMX Xeon two concurrent bfloat16 products reached 858-930 GFLOP/s, one alone more).
+        # 2-core AMX Xeon: bfloat16, two at once 858-930 GFLOP/s, one alone 1,242-1,257).
         rates = []
         for products in sorted({1, schedulable_cpu_count()}):
             matmul = flops.tensorflow_matmul(n, products=products, dtype=precision)
