@@ -37,17 +37,9 @@ def test_model_card_readme_carries_table_protocol_and_command():
     row = {"linear_top1": 0.95, "linear_C": 1000.0, "fewshot_top1_mean": 0.86, "fewshot_top1_std": 0.013}
     row.update({"knn20_top1": 0.93, "knn200_top1": 0.9})
     metrics = {
+        **_metrics(epochs=55, batch_size=128, preset="mnist5k"),
         "dataset": "mnist5k",
         "recipe": "python recipes/quickstart.py --data mnist5k",
-        "settings": {
-            "backbone": "resnet18",
-            "width": 16,
-            "image_size": [16, 16],
-            "epochs": 55,
-            "batch_size": 128,
-            "preset": "mnist5k",
-            "projector": [512, 512, 512],
-        },
         "train_seconds": 700.0,
         "evaluation": {"barlow_twins": row, "raw_pixels": {**row, "linear_top1": 0.906}},
         "evaluation_protocol": "logistic regression to convergence",
