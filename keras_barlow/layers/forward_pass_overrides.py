@@ -1,7 +1,7 @@
 """Instance-level method overrides that live only inside a `with` block.
 
 `BarlowTwins` computes some of its encoder's layers differently inside its own forward pass
-(`centre_tap_convolution`, `fused_batch_normalization`) without changing the layers: each
+(`one_by_one_map_convolution`, `fused_batch_normalization`) without changing the layers: each
 block sets a plain instance attribute (outside Keras' attribute tracking) and deletes it on
 exit. Under `MirroredStrategy` each replica traces the model in its own thread, so blocks over
 the same layers nest across threads: entries are counted per layer and the attribute is removed

@@ -14,9 +14,9 @@ import keras
 
 from keras_barlow import _compat, losses
 from keras_barlow.callbacks.non_finite_loss_guard import NonFiniteLossGuard
-from keras_barlow.layers.centre_tap_convolution import centre_tap_convolutions
 from keras_barlow.layers.feature_pooling import FeaturePooling
 from keras_barlow.layers.fused_batch_normalization import fused_batch_normalizations
+from keras_barlow.layers.one_by_one_map_convolution import matmul_convolutions
 from keras_barlow.layers.projector import build_projector, check_projector_dims, unsynchronized_batchnorm
 from keras_barlow.losses.barlow_twins_loss import embedding_std
 from keras_barlow.models.view_pairs import check_last_batch
@@ -49,12 +49,14 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         sync_batchnorm: synchronise every batch norm across replicas under `tf.distribute`
             (needed for exactness; has no effect with one replica or on JAX, where
             `keras.distribution` computes global statistics by construction).
-        matmul_on_1x1_maps: compute the encoder's stride-1 `"same"` `Conv2D` layers on 1×1
-            feature maps (e.g. ResNet's last stage at ≤ 32 px with the ImageNet stem) as the
-            matrix product they are: exact, and faster because the other taps of the
-            kernel only ever meet padding zeros. Applied inside the model's own forward
-            pass only (`keras_barlow.layers.centre_tap_convolution`): the encoder's layers,
-            configs and saved files are never changed. `False` runs the plain convolution.
+        matmul_on_1x1_maps: compute the encoder's `Conv2D` layers that have a 1×1 map on
+            either side as the matrix product they are: stride-1 `"same"` convolutions of 1×1
+            maps (the other taps only ever meet padding zeros) and `"valid"` convolutions
+            whose kernel fits the input once (a 1×1 output). E.g. ResNet's last stage at
+            ≤ 32 px with the ImageNet stem. Exact, and faster. Applied inside the model's own
+            forward pass only
+            (`keras_barlow.layers.one_by_one_map_convolution`): the encoder's layers, configs
+            and saved files are never changed. `False` runs the plain convolution.
         fused_batchnorm: compute the encoder's batch norms of 4-D maps with TensorFlow's fused
             kernel (`keras_barlow.layers.fused_batch_normalization`): one pass instead of a
             chain of float32 ops, the same result up to float rounding, in the model's own
@@ -169,7 +171,7 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
             )
         with contextlib.ExitStack() as blocks:
             if self.matmul_on_1x1_maps:
-                blocks.enter_context(centre_tap_convolutions(self.encoder))
+                blocks.enter_context(matmul_convolutions(self.encoder))
             if self._fuses_batchnorm():
                 blocks.enter_context(fused_batch_normalizations(self.encoder))
             return self.pooling(self.encoder(images, training=training))

@@ -1,21 +1,23 @@
-"""keras_barlow.layers.centre_tap_convolution: convolutions on 1×1 maps as matrix products — exact, and
-applied only inside `BarlowTwins`' forward pass, never left on the caller's layers."""
+"""keras_barlow.layers.one_by_one_map_convolution: convolutions with a 1×1 map on either side as
+matrix products — exact, and applied only inside `BarlowTwins`' forward pass, never left on the
+caller's layers."""
 
 import keras
 import numpy as np
 import pytest
 
 from keras_barlow import BarlowTwins, resnet
-from keras_barlow.layers.centre_tap_convolution import (
-    centre_tap_convolution_op,
-    centre_tap_convolutions,
+from keras_barlow.layers.one_by_one_map_convolution import (
+    has_one_output_position,
+    matmul_convolution_op,
+    matmul_convolutions,
     plain_convolutions,
     takes_centre_tap_only,
 )
 
 
 def _pair(shape, **kwargs):
-    """A plain Conv2D and a copy with the same weights (to run inside `centre_tap_convolutions`)."""
+    """A plain Conv2D and a copy with the same weights (to run inside `matmul_convolutions`)."""
     plain = keras.layers.Conv2D(**kwargs)
     plain.build(shape)
     centre = keras.layers.Conv2D.from_config(plain.get_config() | {"name": "centre"})
@@ -36,7 +38,7 @@ def test_equals_the_full_convolution_on_1x1_maps(kernel_size, dilation, data_for
         data_format=data_format, bias_initializer="random_normal",
     )  # fmt: skip
     assert takes_centre_tap_only(centre, shape)
-    with centre_tap_convolutions(centre) as names:
+    with matmul_convolutions(centre) as names:
         ours = keras.ops.convert_to_numpy(centre(x))
     assert names == ["centre"]
     np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(plain(x)), rtol=1e-5, atol=1e-5)
@@ -48,7 +50,7 @@ def test_gradients_equal_the_full_convolutions():
 
     x = tf.constant(np.random.default_rng(1).normal(size=(8, 1, 1, 6)).astype("float32"))
     plain, centre = _pair(x.shape, filters=4, kernel_size=3, padding="same", use_bias=False)
-    with tf.GradientTape(persistent=True) as tape, centre_tap_convolutions(centre):
+    with tf.GradientTape(persistent=True) as tape, matmul_convolutions(centre):
         tape.watch(x)
         ours = tf.reduce_sum(tf.square(centre(x)))
         full = tf.reduce_sum(tf.square(plain(x)))
@@ -60,34 +62,87 @@ def test_gradients_equal_the_full_convolutions():
 
 
 @pytest.mark.parametrize(
+    "kernel_size, strides, shape",
+    [
+        (3, 2, (6, 4, 4, 5)),  # ResNet's padded 3×3 stride-2 convolution of a 2×2 map
+        (1, 2, (6, 2, 2, 5)),  # its 1×1 stride-2 shortcut
+        (3, 1, (6, 3, 3, 5)),
+        ((3, 1), (2, 1), (6, 4, 1, 5)),
+    ],
+)
+def test_one_output_position_equals_the_full_convolution(kernel_size, strides, shape):
+    x = np.random.default_rng(5).normal(size=shape).astype("float32")
+    plain, ours = _pair(
+        shape, filters=7, kernel_size=kernel_size, strides=strides, padding="valid",
+        bias_initializer="random_normal",
+    )  # fmt: skip
+    assert has_one_output_position(ours, shape) and not takes_centre_tap_only(ours, shape)
+    with matmul_convolutions(ours) as names:
+        result = keras.ops.convert_to_numpy(ours(x))
+    assert names == ["centre"] and result.shape == (6, 1, 1, 7)
+    np.testing.assert_allclose(result, keras.ops.convert_to_numpy(plain(x)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.tensorflow_only  # gradients through tf.GradientTape
+def test_one_output_position_gradients_equal_the_full_convolutions():
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(6).normal(size=(8, 4, 4, 6)).astype("float32"))
+    plain, ours = _pair(x.shape, filters=4, kernel_size=3, strides=2, padding="valid", use_bias=False)
+    with tf.GradientTape(persistent=True) as tape, matmul_convolutions(ours):
+        tape.watch(x)
+        loss_ours = tf.reduce_sum(tf.sin(ours(x)))
+        loss_full = tf.reduce_sum(tf.sin(plain(x)))
+    input_ours, input_full = tape.gradient(loss_ours, x).numpy(), tape.gradient(loss_full, x).numpy()
+    np.testing.assert_allclose(input_ours, input_full, rtol=1e-5, atol=1e-5)
+    # The window is the top-left 3×3 corner: the last row and column get no gradient.
+    assert not input_ours[:, 3, :, :].any() and not input_ours[:, :, 3, :].any()
+    np.testing.assert_allclose(
+        tape.gradient(loss_ours, ours.kernel), tape.gradient(loss_full, plain.kernel), rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
     "kwargs, shape",
     [
         ({}, (2, 2, 2, 3)),  # a 2×2 map: every tap meets data
         ({"strides": 2}, (2, 1, 1, 3)),
-        ({"padding": "valid"}, (2, 3, 3, 3)),
+        ({"padding": "valid"}, (2, 4, 4, 3)),  # two output positions per axis
+        ({"padding": "valid", "strides": 2}, (2, 5, 5, 3)),
+        ({"padding": "valid", "dilation_rate": 2}, (2, 5, 5, 3)),
+        ({"padding": "valid", "data_format": "channels_first"}, (2, 3, 3, 3)),
         ({"groups": 3}, (2, 1, 1, 3)),
         ({"kernel_size": 2}, (2, 1, 1, 3)),  # even kernel: no centre
         ({}, (2, None, None, 3)),  # size unknown when traced
+        ({"padding": "valid"}, (2, None, None, 3)),
     ],
 )
 def test_every_other_convolution_is_the_plain_one(kwargs, shape):
     layer = keras.layers.Conv2D(**({"filters": 3, "kernel_size": 3, "padding": "same"} | kwargs))
-    assert not takes_centre_tap_only(layer, shape)
+    assert not takes_centre_tap_only(layer, shape) and not has_one_output_position(layer, shape)
     if None not in shape:
         x = np.random.default_rng(2).normal(size=shape).astype("float32")
         layer.build(shape)
         np.testing.assert_array_equal(
-            keras.ops.convert_to_numpy(centre_tap_convolution_op(layer, x, layer.kernel)),
+            keras.ops.convert_to_numpy(matmul_convolution_op(layer, x, layer.kernel)),
             keras.ops.convert_to_numpy(layer.convolution_op(x, layer.kernel)),
         )
 
 
-def _centre_tap_layers(encoder):
+def _matmul_layers(encoder):
     return [
         layer.name
         for layer in plain_convolutions(encoder)
         if takes_centre_tap_only(layer, tuple(layer.input.shape))
+        or has_one_output_position(layer, tuple(layer.input.shape))
     ]
+
+
+def test_the_quick_starts_encoders_have_no_1x1_map():
+    """The quick start's encoders (16 px, small-image stem: maps of 16 down to 2 px) compute every
+    convolution as Keras does, so their float32 runs repeat the shipped results to the digit."""
+    for grayscale in (False, True):
+        assert _matmul_layers(resnet(18, (16, 16, 3), small_images=True, width=4, grayscale=grayscale)) == []
 
 
 def test_barlow_twins_leaves_the_callers_encoder_unchanged(tmp_path):
@@ -99,8 +154,10 @@ def test_barlow_twins_leaves_the_callers_encoder_unchanged(tmp_path):
     assert model.matmul_on_1x1_maps
     x = np.random.default_rng(3).normal(size=(4, 32, 32, 3)).astype("float32")
     features = keras.ops.convert_to_numpy(model(x, training=True))
-    # The encoder's last stage works on 1×1 maps at 32 px: these three take the matrix product.
-    assert _centre_tap_layers(encoder) == [
+    # The encoder's last stage works on 1×1 maps at 32 px: these five take the matrix product.
+    assert _matmul_layers(encoder) == [
+        "stack3_block0_1_conv",
+        "stack3_block0_0_conv",
         "stack3_block0_2_conv",
         "stack3_block1_1_conv",
         "stack3_block1_2_conv",
@@ -119,16 +176,16 @@ def test_barlow_twins_leaves_the_callers_encoder_unchanged(tmp_path):
 
 
 def test_turned_off_the_model_runs_the_plain_convolution(monkeypatch):
-    from keras_barlow.layers import centre_tap_convolution
+    from keras_barlow.layers import one_by_one_map_convolution
 
     calls = []
-    original = centre_tap_convolution.centre_tap_convolution_op
+    original = one_by_one_map_convolution.matmul_convolution_op
 
     def counting(layer, inputs, kernel):
         calls.append(layer.name)
         return original(layer, inputs, kernel)
 
-    monkeypatch.setattr(centre_tap_convolution, "centre_tap_convolution_op", counting)
+    monkeypatch.setattr(one_by_one_map_convolution, "matmul_convolution_op", counting)
     x = np.random.default_rng(4).normal(size=(4, 32, 32, 3)).astype("float32")
     encoder = resnet(18, (32, 32, 3), small_images=False, width=8)
     on = BarlowTwins(encoder, projector_dims=(16, 16))
@@ -139,15 +196,15 @@ def test_turned_off_the_model_runs_the_plain_convolution(monkeypatch):
     plain = keras.ops.convert_to_numpy(off(x, training=True))
     assert calls == []
     ours = keras.ops.convert_to_numpy(on(x, training=True))
-    assert len(calls) == 20  # every plain Conv2D of the encoder, through the centre-tap op
+    assert len(calls) == 20  # every plain Conv2D of the encoder, through the matrix-product op
     np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-5)
 
 
 def test_nested_blocks_restore_on_the_last_exit():
     layer = keras.layers.Conv2D(2, 3, padding="same")
     layer.build((1, 1, 1, 3))
-    with centre_tap_convolutions(layer):
-        with centre_tap_convolutions(layer):
+    with matmul_convolutions(layer):
+        with matmul_convolutions(layer):
             assert "convolution_op" in vars(layer)
         assert "convolution_op" in vars(layer)
     assert "convolution_op" not in vars(layer)
@@ -162,5 +219,5 @@ def test_a_conv_with_its_own_convolution_op_is_left_alone():
     inputs = keras.Input((1, 1, 3))
     model = keras.Model(inputs, StandardizedConv2D(4, 3, padding="same", name="ws")(inputs))
     assert plain_convolutions(model) == []
-    with centre_tap_convolutions(model) as names:
+    with matmul_convolutions(model) as names:
         assert names == []

@@ -1,0 +1,168 @@
+"""Convolutions with a 1×1 map on either side, computed as the matrix products they are.
+
+Two kinds of `Conv2D` reduce to one matrix product:
+
+- **A 1×1 input map** under a stride-1 `"same"` convolution with an odd kernel: every tap but
+  the centre one meets padding zeros, so the output is exactly `x @ kernel[centre]` — 1/9 of a
+  3×3 convolution's multiply-adds.
+- **A 1×1 output map** of a `"valid"` convolution (the kernel fits the input once, at its
+  top-left corner, whatever the stride): the output is the flattened window times the
+  flattened kernel. ResNet's first block of a stage on a 2×2 map — the explicitly padded 3×3
+  stride-2 convolution and the 1×1 stride-2 shortcut — is of this kind.
+
+ResNet's last stage works on such maps for inputs of ≤ 32 px with the ImageNet stem. There
+TensorFlow's oneDNN convolutions run far below their speed on larger maps, most of all for the
+filter gradients; the matrix products (and their gradients, which are matrix products too)
+do not. Both are exact: the same sums, in a different order.
+
+`BarlowTwins(..., matmul_on_1x1_maps=True)` (the default) runs its encoder inside
+`matmul_convolutions(encoder)`: while the block is active, every plain `keras.layers.Conv2D`
+of the encoder computes with `matmul_convolution_op`, which takes a matrix product only for
+the two kinds above (decided on the shapes when traced). Leaving the block restores the layers
+exactly (no attribute is left on them), so the encoder you passed in, its config, weights and
+saved files are never changed; subclasses that define their own `convolution_op` (e.g. weight
+standardisation) are left alone.
+"""
+
+import contextlib
+import functools
+
+import keras
+from keras import ops
+
+from keras_barlow import _compat
+from keras_barlow.layers.forward_pass_overrides import overriding
+
+_PLAIN_CONVOLUTION_OP = keras.layers.Conv2D.convolution_op
+
+
+def _spatial(layer, input_shape):
+    return input_shape[1:-1] if layer.data_format == "channels_last" else input_shape[2:]
+
+
+def takes_centre_tap_only(layer, input_shape):
+    """Whether `layer` (a `Conv2D`) on inputs of `input_shape` only ever uses its centre tap.
+
+    Args:
+        layer: a `keras.layers.Conv2D`.
+        input_shape: the shape of its input batch.
+
+    Returns:
+        `True` for a stride-1 `"same"` convolution with an odd kernel on a 1×1 map.
+    """
+    spatial = _spatial(layer, input_shape)
+    return (
+        layer.padding == "same"
+        and layer.groups == 1
+        and all(s == 1 for s in layer.strides)
+        and all(k % 2 == 1 for k in layer.kernel_size)
+        and len(spatial) == 2
+        and all(size == 1 for size in spatial)
+    )
+
+
+def has_one_output_position(layer, input_shape):
+    """Whether `layer` (a `Conv2D`) on inputs of `input_shape` computes a 1×1 map from one window.
+
+    Args:
+        layer: a `keras.layers.Conv2D`.
+        input_shape: the shape of its input batch.
+
+    Returns:
+        `True` for an undilated channels-last `"valid"` convolution whose kernel fits the input
+        map exactly once (`kernel ≤ size < kernel + stride` along both axes).
+    """
+    spatial = _spatial(layer, input_shape)
+    return (
+        layer.padding == "valid"
+        and layer.groups == 1
+        and layer.data_format == "channels_last"
+        and all(d == 1 for d in layer.dilation_rate)
+        and len(spatial) == 2
+        and all(
+            size is not None and k <= size < k + s
+            for size, k, s in zip(spatial, layer.kernel_size, layer.strides)
+        )
+    )
+
+
+def matmul_convolution_op(layer, inputs, kernel):
+    """`layer.convolution_op(inputs, kernel)`, as a matrix product where a 1×1 map allows it.
+
+    Args:
+        layer: a `keras.layers.Conv2D`.
+        inputs: its input batch.
+        kernel: its kernel `(rows, cols, in, out)`.
+
+    Returns:
+        The convolution's output, exactly (up to float summation order).
+
+    Example:
+    >>> import numpy as np
+    >>> conv = keras.layers.Conv2D(4, 3, strides=2, padding="valid", use_bias=False)
+    >>> x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")  # one 3×3 window
+    >>> _ = conv(x)
+    >>> ours = keras.ops.convert_to_numpy(matmul_convolution_op(conv, x, conv.kernel))
+    >>> ours.shape, bool(np.allclose(ours, keras.ops.convert_to_numpy(conv(x)), atol=1e-5))
+    ((2, 1, 1, 4), True)
+    """
+    shape = tuple(inputs.shape)
+    rows, cols = layer.kernel_size
+    if has_one_output_position(layer, shape):
+        window = ops.reshape(inputs[:, :rows, :cols, :], (-1, rows * cols * shape[-1]))
+        flat = ops.matmul(window, ops.reshape(kernel, (rows * cols * shape[-1], layer.filters)))
+        return ops.reshape(flat, (-1, 1, 1, layer.filters))
+    if takes_centre_tap_only(layer, shape):
+        channels_last = layer.data_format == "channels_last"
+        channels = shape[-1] if channels_last else shape[1]
+        flat = ops.matmul(ops.reshape(inputs, (-1, channels)), kernel[rows // 2, cols // 2])
+        return ops.reshape(flat, (-1, 1, 1, layer.filters) if channels_last else (-1, layer.filters, 1, 1))
+    return _PLAIN_CONVOLUTION_OP(layer, inputs, kernel)
+
+
+def plain_convolutions(model):
+    """The `keras.layers.Conv2D` layers of `model` (nested ones too) that use Keras' own `convolution_op`.
+
+    Args:
+        model: a Keras layer or model.
+
+    Returns:
+        A list of layers.
+    """
+    if not isinstance(model, keras.layers.Layer):
+        return []
+    return [
+        layer
+        for layer in [model, *_compat.flatten_layers(model)]
+        if isinstance(layer, keras.layers.Conv2D) and type(layer).convolution_op is _PLAIN_CONVOLUTION_OP
+    ]
+
+
+@contextlib.contextmanager
+def matmul_convolutions(model):
+    """A block in which the plain `Conv2D` layers of `model` compute 1×1 maps as matrix products.
+
+    Inside the block each such layer uses `matmul_convolution_op`; on leaving it the
+    layers are exactly as before (`vars(layer)` unchanged). Traced functions (`fit`'s step,
+    `predict`) keep the computation they were traced with.
+
+    Args:
+        model: a Keras layer or model.
+
+    Yields:
+        The names of the layers that compute this way inside the block.
+
+    Example:
+    >>> import numpy as np
+    >>> inputs = keras.Input((1, 1, 3))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same", name="c")(inputs))
+    >>> before = dict(vars(model.layers[1]))
+    >>> with matmul_convolutions(model) as names:
+    ...     _ = model(np.ones((2, 1, 1, 3), "float32"))
+    >>> names, vars(model.layers[1]) == before
+    (['c'], True)
+    """
+    layers = plain_convolutions(model)
+    make_override = lambda layer: functools.partial(matmul_convolution_op, layer)  # noqa: E731
+    with overriding(layers, "convolution_op", make_override) as names:
+        yield names
