@@ -163,6 +163,9 @@ def matmul_convolutions(model):
     (['c'], True)
     """
     layers = plain_convolutions(model)
-    make_override = lambda layer: functools.partial(matmul_convolution_op, layer)  # noqa: E731
-    with overriding(layers, "convolution_op", make_override) as names:
+
+    def override(layer):
+        return functools.partial(matmul_convolution_op, layer)
+
+    with overriding(layers, "convolution_op", override) as names:
         yield names
