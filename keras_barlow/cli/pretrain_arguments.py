@@ -172,7 +172,8 @@ def add_arguments(parser, **defaults):
         choices=["auto", "on", "off"],
         help="the encoder's batch norms through TensorFlow's fused kernel "
         "(BarlowTwins(fused_batchnorm=...)); "
-        "auto: under mixed precision; on: in float32 too (faster; results differ in float rounding)",
+        "auto, on: in every precision; off: Keras' own layer (repeats keras-barlow 0.1.0's "
+        "float32 results to the last digit)",
     )
     add(
         "--steps-per-execution",

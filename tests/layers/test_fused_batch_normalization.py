@@ -171,7 +171,8 @@ def _fused_calls(model, monkeypatch):
 @pytest.mark.parametrize(
     "policy, option, fused",
     [
-        ("float32", "auto", False),
+        ("float32", "auto", True),
+        ("float32", False, False),
         ("mixed_bfloat16", "auto", True),
         ("mixed_float16", "auto", True),
         ("float32", True, True),
