@@ -1,10 +1,11 @@
-"""Rebuilds `savedmodels/digits` from the quick start's export, after checking its kNN accuracy.
+"""Rebuilds `savedmodels/digits` (or `mnist5k`) from the quick start's export, after checking its kNN.
 
     python recipes/ship_digits_encoder.py                      # runs the quick start, ships its export
     python recipes/ship_digits_encoder.py -- --epochs 50       # arguments after -- go to the quick start
     python recipes/ship_digits_encoder.py --export runs/quickstart/encoder   # ship an existing export
     python recipes/ship_digits_encoder.py --reexport           # rewrite savedmodels/digits in the
                                                                # current layout from its encoder.keras + card
+    python recipes/ship_digits_encoder.py --output savedmodels/mnist5k --export runs/mnist5k_150/encoder
 
 The quick start records its evaluation in `model_card.json`; this script recomputes the kNN
 top-1 (`keras_barlow.evaluation.knn_accuracy` on the digits evaluation pipeline at the
@@ -12,9 +13,10 @@ card's input size, train split as memory bank, test split as queries) from the e
 files, refuses to ship if it differs, re-exports the encoder with `export_encoder` (so the
 artefact has the current layout: `encoder.keras` carrying its normalisation, `saved_model/`,
 `keras_hub_preset/`, `model_card.json`) keeping every recorded figure of the card, adds
-README.md, and swaps the directory in atomically (files already in the output directory that
-an export does not write, such as `cross_correlation.png`, are kept).
-`tests/export/test_shipped.py` repeats the check on every shipped artefact.
+the export's README.md and pictures (the quick start writes them for its dataset; a README is
+written from the card where the export has none), and swaps the directory in atomically (files
+already in the output directory that neither writes are kept; `--reexport` keeps the README).
+`tests/integration/test_shipped_artefacts.py` repeats the check on every shipped artefact.
 """
 
 import argparse
@@ -52,30 +54,58 @@ def recorded_knn(card):
     return float((card.get("evaluation") or {})["barlow_twins"]["knn20_top1"])
 
 
-README = """# digits: a Barlow Twins ResNet-18 pretrained on scikit-learn's digits
+README = """# {dataset}: a Barlow Twins ResNet-18 pretrained by the quick start
 
 Produced by `python recipes/ship_digits_encoder.py`, which runs the quick start
 (`{recipe}`) and ships its export. See `model_card.json` for the exact settings.
 
-- `encoder.keras`: `keras_barlow.load_encoder("savedmodels/digits")` (or
+- `encoder.keras`: `keras_barlow.load_encoder("savedmodels/{dataset}")` (or
   `keras.models.load_model(".../encoder.keras")` after `import keras_barlow`), TensorFlow or JAX.
   Its config holds the normalisation and input size:
   `keras_barlow.export.pretraining_preprocessing(encoder)`.
 - `saved_model/`: signature `serving_default`, `images` float32 `(batch, {size}, {size}, 3)` RGB in
   [0, 1] → `features` float32 `(batch, {feature_dim})`; normalisation inside.
-- Input: {size}×{size} RGB (grey digits repeated to 3 channels), normalised with mean
-  {mean} and std {std} (the card's `preprocessing`).
-- Evaluation: kNN top-1 {knn:.4f} on the digits test split (the quick start's protocol;
+- Input: {size}×{size} RGB, normalised with mean {mean} and std {std} (the card's
+  `preprocessing`).
+- Evaluation: kNN top-1 {knn:.4f} on the {dataset} test split (the quick start's protocol;
   linear-probe figures in the card); re-checked by
-  `tests/export/test_shipped.py`.
+  `tests/integration/test_shipped_artefacts.py`.
 - `keras_hub_preset/`: `keras_hub.models.Backbone.from_preset(path)` or
   `keras_hub.models.ImageClassifier.from_preset(path, num_classes=10)` (after `import keras_barlow`);
   its image converter resizes raw 0–255 RGB to {size}×{size} and normalises it.
-- Transfer: `keras_barlow.detector("savedmodels/digits", num_classes=20)` or
-  `keras_barlow.segmenter("savedmodels/digits", num_classes=3)`.
-
-A toy encoder for trying the pipeline; it has seen only 8×8 grey digits.
+- Transfer: `keras_barlow.detector("savedmodels/{dataset}", num_classes=20)` or
+  `keras_barlow.segmenter("savedmodels/{dataset}", num_classes=3)`.
 """
+
+
+def add_readme(export_dir, staged, card, knn, *, keep_existing):
+    """Puts the README (and the pictures) of the export `export_dir` into `staged`.
+
+    The quick start's export has a README.md and pictures that describe its dataset and run:
+    those are shipped. With `keep_existing` (re-exporting a shipped directory) nothing is
+    written and the shipped README stays. Otherwise the README is written from the card.
+    """
+    import shutil
+
+    if keep_existing:
+        return
+    if os.path.isfile(os.path.join(export_dir, "README.md")):
+        for name in os.listdir(export_dir):
+            if name == "README.md" or name.endswith(".png"):
+                shutil.copy2(os.path.join(export_dir, name), os.path.join(staged, name))
+        return
+    with open(os.path.join(staged, "README.md"), "w") as f:
+        f.write(
+            README.format(
+                dataset=card_dataset(card),
+                size=card["input"]["image_shape"][0],
+                feature_dim=card["architecture"]["feature_dim"],
+                mean=card["preprocessing"]["mean"],
+                std=card["preprocessing"]["std"],
+                knn=knn,
+                recipe=card.get("recipe"),
+            )
+        )
 
 
 def main(argv=None):
@@ -125,17 +155,7 @@ def main(argv=None):
         staged = os.path.join(staging, "digits")
         export.export_encoder(encoder, staged, metadata=export.metadata_from_card(card))
         new_card = export.read_model_card(staged)
-        with open(os.path.join(staged, "README.md"), "w") as f:
-            f.write(
-                README.format(
-                    size=new_card["input"]["image_shape"][0],
-                    feature_dim=new_card["architecture"]["feature_dim"],
-                    mean=new_card["preprocessing"]["mean"],
-                    std=new_card["preprocessing"]["std"],
-                    knn=knn,
-                    recipe=new_card.get("recipe"),
-                )
-            )
+        add_readme(args.export, staged, new_card, knn, keep_existing=args.reexport)
         export.carry_over_foreign_files(output, staged)
         export.replace_directory(staged, output)
     finally:
