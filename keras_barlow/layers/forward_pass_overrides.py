@@ -11,6 +11,10 @@ on the last exit.
 import contextlib
 import threading
 
+import keras
+
+from keras_barlow import _compat
+
 _LOCK = threading.Lock()
 _ACTIVE = {}  # (id(layer), attribute) -> number of active blocks
 
@@ -45,3 +49,27 @@ def overriding(layers, attribute, make_override):
                     _ACTIVE[key] = count
                 else:
                     object.__delattr__(layer, attribute)
+
+
+def layers_with_own(model, layer_class, method):
+    """The `layer_class` layers of `model` (itself and nested ones) whose `method` is `layer_class`'s.
+
+    Subclasses that define their own `method` (e.g. a weight-standardised convolution) are
+    left out: an override would bypass their computation.
+
+    Args:
+        model: a Keras layer or model (anything else gives no layers).
+        layer_class: e.g. `keras.layers.Conv2D`.
+        method: the method name, e.g. `"convolution_op"`.
+
+    Returns:
+        A list of layers.
+    """
+    if not isinstance(model, keras.layers.Layer):
+        return []
+    own = getattr(layer_class, method)
+    return [
+        layer
+        for layer in [model, *_compat.flatten_layers(model)]
+        if isinstance(layer, layer_class) and getattr(type(layer), method) is own
+    ]

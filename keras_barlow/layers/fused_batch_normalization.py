@@ -24,8 +24,7 @@ import functools
 
 import keras
 
-from keras_barlow import _compat
-from keras_barlow.layers.forward_pass_overrides import overriding
+from keras_barlow.layers.forward_pass_overrides import layers_with_own, overriding
 
 _PLAIN_CALL = keras.layers.BatchNormalization.call
 
@@ -116,13 +115,7 @@ def plain_batch_normalizations(model):
     Returns:
         A list of layers.
     """
-    if not isinstance(model, keras.layers.Layer):
-        return []
-    return [
-        layer
-        for layer in [model, *_compat.flatten_layers(model)]
-        if isinstance(layer, keras.layers.BatchNormalization) and type(layer).call is _PLAIN_CALL
-    ]
+    return layers_with_own(model, keras.layers.BatchNormalization, "call")
 
 
 @contextlib.contextmanager

@@ -30,8 +30,7 @@ import functools
 import keras
 from keras import ops
 
-from keras_barlow import _compat
-from keras_barlow.layers.forward_pass_overrides import overriding
+from keras_barlow.layers.forward_pass_overrides import layers_with_own, overriding
 
 _PLAIN_CONVOLUTION_OP = keras.layers.Conv2D.convolution_op
 
@@ -129,13 +128,7 @@ def plain_convolutions(model):
     Returns:
         A list of layers.
     """
-    if not isinstance(model, keras.layers.Layer):
-        return []
-    return [
-        layer
-        for layer in [model, *_compat.flatten_layers(model)]
-        if isinstance(layer, keras.layers.Conv2D) and type(layer).convolution_op is _PLAIN_CONVOLUTION_OP
-    ]
+    return layers_with_own(model, keras.layers.Conv2D, "convolution_op")
 
 
 @contextlib.contextmanager
