@@ -53,8 +53,8 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
             either side as the matrix product they are: stride-1 `"same"` convolutions of 1×1
             maps (the other taps only ever meet padding zeros) and `"valid"` convolutions
             whose kernel fits the input once (a 1×1 output). E.g. ResNet's last stage at
-            ≤ 32 px with the ImageNet stem. Exact, and faster. Applied inside the model's own
-            forward pass only
+            ≤ 32 px with the ImageNet stem. Exact up to float rounding, and faster (1×1
+            outputs since 0.2.0). Applied inside the model's own forward pass only
             (`keras_barlow.layers.one_by_one_map_convolution`): the encoder's layers, configs
             and saved files are never changed. `False` runs the plain convolution.
         fused_batchnorm: compute the encoder's batch norms of 4-D maps with TensorFlow's fused
