@@ -22,6 +22,7 @@ already in the output directory that neither writes are kept; `--reexport` keeps
 import argparse
 import json
 import os
+import shutil
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,8 +86,6 @@ def add_readme(export_dir, staged, card, knn, *, keep_existing):
     those are shipped. With `keep_existing` (re-exporting a shipped directory) nothing is
     written and the shipped README stays. Otherwise the README is written from the card.
     """
-    import shutil
-
     if keep_existing:
         return
     if os.path.isfile(os.path.join(export_dir, "README.md")):
@@ -129,7 +128,6 @@ def main(argv=None):
         parser.error("--reexport rewrites --output from itself; do not combine it with --export")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before the package loads Keras
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # and TensorFlow, which reads it once
-    import shutil
 
     from keras_barlow import export
 
