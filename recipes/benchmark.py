@@ -12,6 +12,8 @@ backend (the driver imports no framework):
 - `fit_pipeline`: `fit` fed by that pipeline (end to end);
 - `--conv-rates`: the forward pass and both gradients of ResNet-18's 3×3 convolutions, each
   alone, and the encoder's forward + backward, per backend (where JAX's CPU step loses);
+- `--onednn-kernels`: one block of `fit` steps (and of the PyTorch step, with `--compare
+  pytorch`) under `ONEDNN_VERBOSE=1`: the oneDNN kernels each side ran, calls and ms per step;
 - `pytorch` (`--compare pytorch`): the same configuration in PyTorch + torchvision (same
   ResNet stem and width, projector, the official loss with `BatchNorm1d(affine=False)`,
   optimizer and views) in a process of its own that never imports TensorFlow, with
@@ -38,6 +40,7 @@ Usage:
     python recipes/benchmark.py --backend both --measure fit
     python recipes/benchmark.py --breakdown --no-small-images   # each part of a step timed alone
     python recipes/benchmark.py --profile --no-small-images     # TensorFlow profiler: op time per part
+    python recipes/benchmark.py --onednn-kernels --compare pytorch --no-small-images  # oneDNN kernels
     python recipes/benchmark.py --conv-rates --backend both --repeats 2   # JAX vs TF on the CPU, per op
     python recipes/benchmark.py --measure fit --versus-env TF_NUM_INTRAOP_THREADS=0   # A/B, interleaved
     python recipes/benchmark.py --smoke            # tiny, for CI (< ~40 s on 2 idle cores)
@@ -125,7 +128,7 @@ def parse_args(argv=None):
         help="our Keras dtype policy, e.g. mixed_bfloat16 (default: the one of --precision)")  # fmt: skip
     add("--fused-batchnorm", choices=("auto", "on", "off"), default="auto",
         help="BarlowTwins(fused_batchnorm=...): the encoder's batch norms through TensorFlow's "
-             "fused kernel (auto: in bfloat16 / float16)")  # fmt: skip
+             "fused kernel (auto: in every precision, on the TensorFlow backend)")  # fmt: skip
     add("--steps", type=int, help="steps per timed block")
     add("--repeats", type=int, help="timed blocks (the median is reported)")
     add("--warmup", type=int, help="calls discarded first (tracing, compilation)")
@@ -140,6 +143,10 @@ def parse_args(argv=None):
     add("--conv-rates", action="store_true",
         help="per-op 3×3 convolution rates and the encoder's forward+backward per backend, "
              "--repeats interleaved rounds (ResNet-18 ImageNet-stem shapes)")  # fmt: skip
+    add("--onednn-kernels", action="store_true",
+        help="one block of --steps fit steps with ONEDNN_VERBOSE=1 (and of the PyTorch step, with "
+             "--compare pytorch, in its own process): the oneDNN kernels each side ran, calls and "
+             "ms per step (TensorFlow backend)")  # fmt: skip
     add("--versus-env", metavar="NAME=VALUE[,...]",
         help="time the measures here and with these variables set, in two processes, block by "
              "block in turns (e.g. TF_NUM_INTRAOP_THREADS=0: TensorFlow's own thread default)")  # fmt: skip
@@ -279,6 +286,23 @@ def _versus_env(args, spec, backends):
     return comparison
 
 
+def _onednn_kernels(args, spec):
+    from benchmarking import report
+    from benchmarking.onednn_kernels import format_kernels, trace_kernels
+
+    if args.backend != "tensorflow":
+        raise SystemExit(f"--onednn-kernels traces TensorFlow's oneDNN kernels; got --backend {args.backend}")
+    traces = trace_kernels(__file__, spec, with_pytorch=bool(args.compare), runner=args.pytorch_runner)
+    print(report.format_machine(_machine()))
+    print(format_kernels(traces))
+    if args.json_path:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
+        with open(args.json_path, "w") as f:
+            json.dump({"spec": spec, "machine": _machine(), "onednn_kernels": traces}, f, indent=2)
+        print(f"wrote {args.json_path}")
+    return traces
+
+
 def _log(line):
     print(line, file=sys.stderr, flush=True)
 
@@ -370,6 +394,8 @@ def _run(args, argv):
         payload = worker.spawn(__file__, {**spec, "profile": True}, "tensorflow")
         print(format_profile(payload["profile"], load=payload["load1"]))
         return payload
+    if args.onednn_kernels:
+        return _onednn_kernels(args, spec)
     backends = ["tensorflow", "jax"] if args.backend == "both" else [args.backend]
     if args.versus_env:
         return _versus_env(args, spec, backends)

@@ -194,13 +194,15 @@ class Server:
             f"benchmark worker ({self.label}) ended with exit code {code} {what}:\n{self.stderr_tail()}"
         )
 
-    def _read_line(self, tag):
+    def _read_line(self, tag, other_lines=None):
         for line in self.proc.stdout:
             if line.startswith(ERROR_TAG):
                 self.proc.wait(timeout=60)
                 raise WorkerError(line[len(ERROR_TAG) :].strip(), refused=True)
             if line.startswith(tag):
                 return line[len(tag) :]
+            if other_lines is not None:
+                other_lines.append(line.rstrip("\n"))
         return self._failed("before it answered")
 
     def wait_ready(self):
@@ -215,10 +217,15 @@ class Server:
         except BrokenPipeError:
             self._failed("(it stopped reading)")
 
-    def block(self):
-        """One block of each of the worker's measurements; returns its block line."""
+    def block(self, other_lines=None):
+        """One block of each of the worker's measurements; returns its block line.
+
+        Args:
+            other_lines: a list to which the other lines the worker printed during the block
+                are appended (e.g. `ONEDNN_VERBOSE`'s); they are dropped without it.
+        """
         self._send("block")
-        return json.loads(self._read_line(BLOCK_TAG))
+        return json.loads(self._read_line(BLOCK_TAG, other_lines))
 
     def report(self):
         """The worker's results; the worker ends after it."""
