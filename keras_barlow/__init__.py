@@ -62,7 +62,7 @@ from keras_barlow.models.barlow_twins import BarlowTwins
 from keras_barlow.optimizers import LARS, WarmupCosine, paper_optimizer, paper_schedule
 from keras_barlow.transfer import compile_detector, compile_segmenter, detector, segmenter, transfer_backbone
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Grouped by role, as in the module docstring (hence not sorted).
 __all__ = [  # noqa: RUF022

@@ -129,6 +129,9 @@ def parse_args(argv=None):
     add("--fused-batchnorm", choices=("auto", "on", "off"), default="auto",
         help="BarlowTwins(fused_batchnorm=...): the encoder's batch norms through TensorFlow's "
              "fused kernel (auto: in every precision, on the TensorFlow backend)")  # fmt: skip
+    add("--pointwise-matmul", choices=("auto", "on", "off"), default="auto",
+        help="BarlowTwins(pointwise_matmul=...): the encoder's 1×1 stride-1 convolutions as matrix "
+             "products (auto: bfloat16 on a TensorFlow without GPU)")  # fmt: skip
     add("--steps", type=int, help="steps per timed block")
     add("--repeats", type=int, help="timed blocks (the median is reported)")
     add("--warmup", type=int, help="calls discarded first (tracing, compilation)")
@@ -228,6 +231,7 @@ def build_spec(args):
         pytorch_threads=args.pytorch_threads,
         pytorch_channels_last=args.pytorch_channels_last,
         fused_batchnorm=args.fused_batchnorm,
+        pointwise_matmul=args.pointwise_matmul,
     )
     default = COMPARE_MEASURES if args.compare else DEFAULT_MEASURES
     measures = tuple(args.measure.split(",")) if args.measure else default

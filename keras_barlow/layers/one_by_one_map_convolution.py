@@ -15,17 +15,23 @@ TensorFlow's oneDNN convolutions run far below their speed on larger maps, most 
 filter gradients; the matrix products (and their gradients, which are matrix products too)
 do not. Both are exact: the same sums, in a different order.
 
+A third kind is a matrix product whatever the map: a **pointwise** convolution (1×1 kernel,
+stride 1, channels last) is `x @ kernel` over every position. ResNet-50's bottleneck blocks
+are two thirds pointwise. In bfloat16 TensorFlow's oneDNN (3.7.3, TensorFlow 2.21) computes
+their filter gradient 1.5–3.2× slower than the equivalent matrix product (and the forward
+pass and input gradient no faster), so `BarlowTwins(pointwise_matmul="auto")` takes the
+matrix product there: bfloat16 layers, TensorFlow backend, no GPU.
+
 `BarlowTwins(..., matmul_on_1x1_maps=True)` (the default) runs its encoder inside
 `matmul_convolutions(encoder)`: while the block is active, every plain `keras.layers.Conv2D`
 of the encoder computes with `matmul_convolution_op`, which takes a matrix product only for
-the two kinds above (decided on the shapes when traced). Leaving the block restores the layers
-exactly (no attribute is left on them), so the encoder you passed in, its config, weights and
-saved files are never changed; subclasses that define their own `convolution_op` (e.g. weight
-standardisation) are left alone.
+the kinds above that the block was asked for (decided on the shapes when traced). Leaving the
+block restores the layers exactly (no attribute is left on them), so the encoder you passed in,
+its config, weights and saved files are never changed; subclasses that define their own
+`convolution_op` (e.g. weight standardisation) are left alone.
 """
 
 import contextlib
-import functools
 
 import keras
 from keras import ops
@@ -85,13 +91,37 @@ def has_one_output_position(layer, input_shape):
     )
 
 
-def matmul_convolution_op(layer, inputs, kernel):
-    """`layer.convolution_op(inputs, kernel)`, as a matrix product where a 1×1 map allows it.
+def is_pointwise(layer, input_shape):
+    """Whether `layer` (a `Conv2D`) on inputs of `input_shape` is a pointwise convolution.
+
+    Args:
+        layer: a `keras.layers.Conv2D`.
+        input_shape: the shape of its input batch.
+
+    Returns:
+        `True` for a channels-last 1×1 convolution with stride 1, one group and a known map
+        size: `x @ kernel` at every position (padding does not matter for a 1×1 kernel).
+    """
+    spatial = _spatial(layer, input_shape)
+    return (
+        tuple(layer.kernel_size) == (1, 1)
+        and tuple(layer.strides) == (1, 1)
+        and layer.groups == 1
+        and layer.data_format == "channels_last"
+        and len(spatial) == 2
+        and all(size is not None for size in spatial)
+    )
+
+
+def matmul_convolution_op(layer, inputs, kernel, on_1x1_maps=True, pointwise=False):
+    """`layer.convolution_op(inputs, kernel)`, as a matrix product where the shapes allow it.
 
     Args:
         layer: a `keras.layers.Conv2D`.
         inputs: its input batch.
         kernel: its kernel `(rows, cols, in, out)`.
+        on_1x1_maps: take the matrix product for a 1×1 input or output map.
+        pointwise: take it for pointwise convolutions (`is_pointwise`) too.
 
     Returns:
         The convolution's output, exactly (up to float summation order).
@@ -107,15 +137,19 @@ def matmul_convolution_op(layer, inputs, kernel):
     """
     shape = tuple(inputs.shape)
     rows, cols = layer.kernel_size
-    if has_one_output_position(layer, shape):
+    if on_1x1_maps and has_one_output_position(layer, shape):
         window = ops.reshape(inputs[:, :rows, :cols, :], (-1, rows * cols * shape[-1]))
         flat = ops.matmul(window, ops.reshape(kernel, (rows * cols * shape[-1], layer.filters)))
         return ops.reshape(flat, (-1, 1, 1, layer.filters))
-    if takes_centre_tap_only(layer, shape):
+    if on_1x1_maps and takes_centre_tap_only(layer, shape):
         channels_last = layer.data_format == "channels_last"
         channels = shape[-1] if channels_last else shape[1]
         flat = ops.matmul(ops.reshape(inputs, (-1, channels)), kernel[rows // 2, cols // 2])
         return ops.reshape(flat, (-1, 1, 1, layer.filters) if channels_last else (-1, layer.filters, 1, 1))
+    if pointwise and is_pointwise(layer, shape):
+        channels = shape[-1]
+        flat = ops.matmul(ops.reshape(inputs, (-1, channels)), ops.reshape(kernel, (channels, layer.filters)))
+        return ops.reshape(flat, (-1, shape[1], shape[2], layer.filters))
     return _PLAIN_CONVOLUTION_OP(layer, inputs, kernel)
 
 
@@ -132,8 +166,9 @@ def plain_convolutions(model):
 
 
 @contextlib.contextmanager
-def matmul_convolutions(model):
-    """A block in which the plain `Conv2D` layers of `model` compute 1×1 maps as matrix products.
+def matmul_convolutions(model, on_1x1_maps=True, pointwise=False):
+    """A block in which the plain `Conv2D` layers of `model` compute 1×1 maps (and, with
+    `pointwise`, pointwise convolutions) as matrix products.
 
     Inside the block each such layer uses `matmul_convolution_op`; on leaving it the
     layers are exactly as before (`vars(layer)` unchanged). Traced functions (`fit`'s step,
@@ -141,6 +176,9 @@ def matmul_convolutions(model):
 
     Args:
         model: a Keras layer or model.
+        on_1x1_maps: see `matmul_convolution_op`.
+        pointwise: `True`, `False`, or a function `layer -> bool` deciding per layer when the
+            block is entered (`BarlowTwins`' `"auto"`: bfloat16 layers on a CPU-only TensorFlow).
 
     Yields:
         The names of the layers that compute this way inside the block.
@@ -155,10 +193,19 @@ def matmul_convolutions(model):
     >>> names, vars(model.layers[1]) == before
     (['c'], True)
     """
-    layers = plain_convolutions(model)
+
+    def wants_pointwise(layer):
+        return pointwise(layer) if callable(pointwise) else bool(pointwise)
+
+    layers = [layer for layer in plain_convolutions(model) if on_1x1_maps or wants_pointwise(layer)]
 
     def override(layer):
-        return functools.partial(matmul_convolution_op, layer)
+        takes_pointwise = wants_pointwise(layer)
+
+        def convolution_op(inputs, kernel):
+            return matmul_convolution_op(layer, inputs, kernel, on_1x1_maps, takes_pointwise)
+
+        return convolution_op
 
     with overriding(layers, "convolution_op", override) as names:
         yield names

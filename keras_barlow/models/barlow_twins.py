@@ -7,6 +7,7 @@ picks a `Trainer` (`trainers/tensorflow.py` or `trainers/jax.py`), whose steps b
 """
 
 import contextlib
+import functools
 import math
 import numbers
 
@@ -57,6 +58,13 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
             outputs since 0.2.0). Applied inside the model's own forward pass only
             (`keras_barlow.layers.one_by_one_map_convolution`): the encoder's layers, configs
             and saved files are never changed. `False` runs the plain convolution.
+        pointwise_matmul: compute the encoder's pointwise `Conv2D` layers (1×1 kernel, stride
+            1, channels last) as the matrix products they are, in the model's own forward pass
+            only, exact up to float rounding. `"auto"` (the default): for bfloat16 layers on a
+            TensorFlow without GPU, where oneDNN's bfloat16 1×1 filter gradient is slow (a
+            ResNet-50 224 px step 1.045× faster; none in float32, and ResNet-18/34 have no
+            pointwise convolution of stride 1). `True`: in every precision and on every
+            backend. `False`: never.
         fused_batchnorm: compute the encoder's batch norms of 4-D maps with TensorFlow's fused
             kernel (`keras_barlow.layers.fused_batch_normalization`): one pass instead of a
             chain of float32 ops, the same result up to float rounding, in the model's own
@@ -92,6 +100,7 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         sync_batchnorm=True,
         matmul_on_1x1_maps=True,
         fused_batchnorm="auto",
+        pointwise_matmul="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,6 +124,9 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         if fused_batchnorm not in ("auto", True, False):
             raise ValueError(f'fused_batchnorm must be "auto", True or False, got {fused_batchnorm!r}')
         self.fused_batchnorm = fused_batchnorm
+        if pointwise_matmul not in ("auto", True, False):
+            raise ValueError(f'pointwise_matmul must be "auto", True or False, got {pointwise_matmul!r}')
+        self.pointwise_matmul = pointwise_matmul
         if image_shape is not None and len(tuple(image_shape)) != 3:
             raise ValueError(
                 f"image_shape must be (height, width, channels), got {tuple(image_shape)}; "
@@ -170,8 +182,10 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
                 "not on (view_a, view_b) pairs"
             )
         with contextlib.ExitStack() as blocks:
-            if self.matmul_on_1x1_maps:
-                blocks.enter_context(matmul_convolutions(self.encoder))
+            pointwise = _pointwise_matmul_auto if self.pointwise_matmul == "auto" else self.pointwise_matmul
+            if self.matmul_on_1x1_maps or pointwise:
+                on_1x1_maps = self.matmul_on_1x1_maps
+                blocks.enter_context(matmul_convolutions(self.encoder, on_1x1_maps, pointwise=pointwise))
             if self._fuses_batchnorm():
                 blocks.enter_context(fused_batch_normalizations(self.encoder))
             return self.pooling(self.encoder(images, training=training))
@@ -307,6 +321,7 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
                 "sync_batchnorm": self.sync_batchnorm,
                 "matmul_on_1x1_maps": self.matmul_on_1x1_maps,
                 "fused_batchnorm": self.fused_batchnorm,
+                "pointwise_matmul": self.pointwise_matmul,
             }
         )
         return config
@@ -316,6 +331,20 @@ class BarlowTwins(_compat.SkippableSymbolicBuild, keras.Model):
         config = dict(config)
         encoder = keras.saving.deserialize_keras_object(config.pop("encoder"), custom_objects=custom_objects)
         return cls(encoder=encoder, **config)
+
+
+def _pointwise_matmul_auto(layer):
+    # `pointwise_matmul="auto"`: measured faster only for bfloat16 on TensorFlow's CPU kernels.
+    return layer.compute_dtype == "bfloat16" and _tensorflow_without_gpu()
+
+
+@functools.cache
+def _tensorflow_without_gpu():
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
 
 
 def _check_loss_weight(name, value, *, allow_zero, hint):

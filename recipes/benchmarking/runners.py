@@ -55,8 +55,13 @@ def build_model(spec):
         encoder = resnet(
             spec["depth"], (size, size, 3), small_images=spec["small_images"], width=spec["width"]
         )
-    fused = {"auto": "auto", "on": True, "off": False}[spec.get("fused_batchnorm", "auto")]
-    model = BarlowTwins(encoder, projector_dims=spec["projector"], fused_batchnorm=fused)
+    # "auto" leaves the model's default (so an older checkout runs too: --versus-env PYTHONPATH=…).
+    options = {
+        name: spec[name] == "on"
+        for name in ("fused_batchnorm", "pointwise_matmul")
+        if spec.get(name, "auto") != "auto"
+    }
+    model = BarlowTwins(encoder, projector_dims=spec["projector"], **options)
     optimizer = {
         "lars": lambda: LARS(0.2),
         "sgd": lambda: keras.optimizers.SGD(0.05, momentum=0.9),

@@ -1,6 +1,6 @@
-"""keras_barlow.layers.one_by_one_map_convolution: convolutions with a 1×1 map on either side as
-matrix products — exact, and applied only inside `BarlowTwins`' forward pass, never left on the
-caller's layers."""
+"""keras_barlow.layers.one_by_one_map_convolution: convolutions with a 1×1 map on either side, and
+pointwise convolutions, as matrix products — exact, and applied only inside `BarlowTwins`' forward
+pass, never left on the caller's layers."""
 
 import keras
 import numpy as np
@@ -9,6 +9,7 @@ import pytest
 from keras_barlow import BarlowTwins, resnet
 from keras_barlow.layers.one_by_one_map_convolution import (
     has_one_output_position,
+    is_pointwise,
     matmul_convolution_op,
     matmul_convolutions,
     plain_convolutions,
@@ -181,9 +182,9 @@ def test_turned_off_the_model_runs_the_plain_convolution(monkeypatch):
     calls = []
     original = one_by_one_map_convolution.matmul_convolution_op
 
-    def counting(layer, inputs, kernel):
+    def counting(layer, inputs, kernel, *args):
         calls.append(layer.name)
-        return original(layer, inputs, kernel)
+        return original(layer, inputs, kernel, *args)
 
     monkeypatch.setattr(one_by_one_map_convolution, "matmul_convolution_op", counting)
     x = np.random.default_rng(4).normal(size=(4, 32, 32, 3)).astype("float32")
@@ -221,3 +222,110 @@ def test_a_conv_with_its_own_convolution_op_is_left_alone():
     assert plain_convolutions(model) == []
     with matmul_convolutions(model) as names:
         assert names == []
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_pointwise_equals_the_full_convolution(padding):
+    shape = (3, 5, 4, 6)
+    x = np.random.default_rng(5).normal(size=shape).astype("float32")
+    plain, ours = _pair(shape, filters=7, kernel_size=1, padding=padding, bias_initializer="random_normal")
+    assert is_pointwise(ours, shape) and not takes_centre_tap_only(ours, shape)
+    with matmul_convolutions(ours, on_1x1_maps=False, pointwise=True) as names:
+        out = keras.ops.convert_to_numpy(ours(x))
+    assert names == ["centre"] and out.shape == (3, 5, 4, 7)
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(plain(x)), rtol=1e-5, atol=1e-5)
+    with matmul_convolutions(ours, on_1x1_maps=True, pointwise=False) as names:
+        pass
+    assert names == ["centre"]  # overridden, but on a 5×4 map it computes the plain convolution
+
+
+@pytest.mark.tensorflow_only  # gradients through tf.GradientTape
+@pytest.mark.parametrize("policy, tolerance", [("float32", 1e-5), ("mixed_bfloat16", 2e-2)])
+def test_pointwise_gradients_equal_the_full_convolutions(policy, tolerance):
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(6).normal(size=(4, 6, 6, 16)).astype("float32"))
+    plain, ours = _pair(x.shape, filters=24, kernel_size=1, dtype=policy)
+    block = matmul_convolutions(ours, on_1x1_maps=False, pointwise=True)
+    with tf.GradientTape(persistent=True) as tape, block:
+        tape.watch(x)
+        y_ours, y_plain = ours(x), plain(x)
+        loss_ours = tf.reduce_sum(tf.square(tf.cast(y_ours, "float32")))
+        loss_plain = tf.reduce_sum(tf.square(tf.cast(y_plain, "float32")))
+    assert y_ours.dtype == y_plain.dtype == ("bfloat16" if policy == "mixed_bfloat16" else "float32")
+    for ours_grad, plain_grad in [
+        (tape.gradient(loss_ours, x), tape.gradient(loss_plain, x)),
+        (tape.gradient(loss_ours, ours.kernel), tape.gradient(loss_plain, plain.kernel)),
+    ]:
+        scale = float(tf.reduce_max(tf.abs(plain_grad)))
+        np.testing.assert_allclose(ours_grad / scale, plain_grad / scale, atol=tolerance)
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({"strides": 2}, (2, 4, 4, 3)),
+        ({"kernel_size": 3}, (2, 4, 4, 3)),
+        ({"data_format": "channels_first"}, (2, 3, 4, 4)),
+        ({"groups": 3}, (2, 4, 4, 3)),
+        ({}, (2, None, None, 3)),  # map size unknown when traced
+    ],
+)
+def test_other_convolutions_are_not_pointwise(kwargs, shape):
+    layer = keras.layers.Conv2D(**({"filters": 3, "kernel_size": 1} | kwargs))
+    assert not is_pointwise(layer, shape)
+
+
+def test_auto_takes_the_matrix_product_for_bfloat16_layers_on_a_cpu_tensorflow():
+    from keras_barlow.models.barlow_twins import _pointwise_matmul_auto
+
+    cpu_tensorflow = keras.backend.backend() == "tensorflow"
+    if cpu_tensorflow:
+        import tensorflow as tf
+
+        cpu_tensorflow = not tf.config.list_physical_devices("GPU")
+    assert _pointwise_matmul_auto(keras.layers.Conv2D(2, 1, dtype="mixed_bfloat16")) is cpu_tensorflow
+    assert _pointwise_matmul_auto(keras.layers.Conv2D(2, 1, dtype="bfloat16")) is cpu_tensorflow
+    assert _pointwise_matmul_auto(keras.layers.Conv2D(2, 1)) is False
+    assert _pointwise_matmul_auto(keras.layers.Conv2D(2, 1, dtype="mixed_float16")) is False
+
+
+def _bottleneck_encoder():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = keras.layers.Conv2D(16, 1, use_bias=False, name="expand")(x)  # pointwise
+    x = keras.layers.Conv2D(8, 1, strides=2, use_bias=False, name="shortcut")(x)  # stride 2: plain
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    return keras.Model(inputs, keras.layers.ReLU()(x), name="bottleneck")
+
+
+@pytest.mark.parametrize("option", ["auto", True, False])
+def test_barlow_twins_pointwise_option(option, monkeypatch):
+    from keras_barlow.layers import one_by_one_map_convolution
+
+    calls = []
+    original = one_by_one_map_convolution.matmul_convolution_op
+
+    def counting(layer, inputs, kernel, on_1x1_maps=True, pointwise=False):
+        calls.append((layer.name, pointwise))
+        return original(layer, inputs, kernel, on_1x1_maps, pointwise)
+
+    monkeypatch.setattr(one_by_one_map_convolution, "matmul_convolution_op", counting)
+    model = BarlowTwins(_bottleneck_encoder(), projector_dims=(16, 16), pointwise_matmul=option)
+    config = model.get_config()
+    assert config["pointwise_matmul"] == option
+    assert BarlowTwins.from_config(config).pointwise_matmul == option
+    x = np.random.default_rng(7).normal(size=(4, 8, 8, 3)).astype("float32")
+    features = keras.ops.convert_to_numpy(model(x, training=True))
+    plain = BarlowTwins(
+        model.encoder, projector_dims=(16, 16), matmul_on_1x1_maps=False, pointwise_matmul=False
+    )
+    expected = keras.ops.convert_to_numpy(plain(x, training=True))
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
+    # float32 layers: "auto" leaves them to the 1×1-map check only; True takes the pointwise product.
+    assert calls == [("stem", option is True), ("expand", option is True), ("shortcut", option is True)]
+
+
+def test_barlow_twins_refuses_an_unknown_pointwise_option():
+    with pytest.raises(ValueError, match=r'pointwise_matmul must be "auto", True or False, got \'on\''):
+        BarlowTwins(_bottleneck_encoder(), projector_dims=(16, 16), pointwise_matmul="on")
