@@ -170,6 +170,7 @@ _HOW_TO_RUN = frozenset(
         "keep_checkpoints",
         "linear_epochs",
         "no_export",
+        "pointwise_matmul",
         "output_dir",
         "retrain",
         "run_eagerly",
@@ -364,6 +365,7 @@ def _pretrain(args, hardware, out):
             lambd=args.lambd,
             scale_loss=args.scale_loss,
             fused_batchnorm={"auto": "auto", "on": True, "off": False}[args.fused_batchnorm],
+            pointwise_matmul={"auto": "auto", "on": True, "off": False}[args.pointwise_matmul],
         )
         optimizer = paper_optimizer(
             args.batch_size,
@@ -435,6 +437,7 @@ def _pretrain(args, hardware, out):
         "worker_index": hardware.worker_index,
         "precision": precision,
         "fused_batchnorm": args.fused_batchnorm,
+        "pointwise_matmul": args.pointwise_matmul,
         "dataset": args.dataset,
         "backbone": args.backbone,
         "global_batch": args.batch_size,

@@ -176,6 +176,14 @@ def add_arguments(parser, **defaults):
         "float32 results to the last digit)",
     )
     add(
+        "--pointwise-matmul",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="the encoder's pointwise convolutions (1x1 kernel, stride 1) as matrix products "
+        "(BarlowTwins(pointwise_matmul=...)); auto: in bfloat16 on a TensorFlow without GPU; "
+        "on: always; off: never",
+    )
+    add(
         "--steps-per-execution",
         type=positive_int,
         default=1,

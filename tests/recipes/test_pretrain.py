@@ -56,7 +56,7 @@ def test_pretrain_smoke(tmp_path):
     summary = pretrain.main(["--smoke", "--output-dir", str(out), "--verbose", "0"])
     _check_run(out, summary, backbone="resnet18", exported=True)
     assert summary["hardware"] == "default" and summary["precision"] == "float32"
-    assert summary["fused_batchnorm"] == "auto"
+    assert summary["fused_batchnorm"] == summary["pointwise_matmul"] == "auto"
 
 
 @pytest.mark.slow
@@ -65,9 +65,10 @@ def test_cifar10_resnet18_smoke_with_linear_evaluation(tmp_path):
     out = tmp_path / "cifar"
     summary = cifar10_resnet18.main(
         ["--smoke", "--output-dir", str(out), "--verbose", "0", "--fused-batchnorm", "on"]
+        + ["--pointwise-matmul", "off"]
     )
     _check_run(out, summary, backbone="resnet18")
-    assert summary["fused_batchnorm"] == "on"
+    assert (summary["fused_batchnorm"], summary["pointwise_matmul"]) == ("on", "off")
     evaluation = summary["linear_eval"]
     assert 0.0 <= evaluation["top1"] <= evaluation["top5"] <= 1.0 and evaluation["epochs"] == 1
 
