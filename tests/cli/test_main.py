@@ -31,7 +31,7 @@ FLAGS = {
         "--dataset --split --data-dir --preset --image-size --backbone --width --small-images --projector "
         "--lambd --scale-loss --epochs --batch-size --steps-per-epoch --learning-rate --bias-learning-rate "
         "--weight-decay --eta --warmup-epochs --backend --hardware --tpu-address --precision "
-        "--fused-batchnorm "
+        "--fused-batchnorm --pointwise-matmul "
         "--steps-per-execution --run-eagerly --seed --output-dir --backup-every --checkpoint-every "
         "--keep-checkpoints --no-export --retrain --verbose --smoke"
     ),
