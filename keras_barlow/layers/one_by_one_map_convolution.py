@@ -193,17 +193,14 @@ def matmul_convolutions(model, on_1x1_maps=True, pointwise=False):
     >>> names, vars(model.layers[1]) == before
     (['c'], True)
     """
-
-    def wants_pointwise(layer):
-        return pointwise(layer) if callable(pointwise) else bool(pointwise)
-
-    layers = [layer for layer in plain_convolutions(model) if on_1x1_maps or wants_pointwise(layer)]
+    decide = pointwise if callable(pointwise) else lambda layer: bool(pointwise)
+    convolutions = plain_convolutions(model)
+    takes_pointwise = {id(layer): decide(layer) for layer in convolutions}
+    layers = [layer for layer in convolutions if on_1x1_maps or takes_pointwise[id(layer)]]
 
     def override(layer):
-        takes_pointwise = wants_pointwise(layer)
-
         def convolution_op(inputs, kernel):
-            return matmul_convolution_op(layer, inputs, kernel, on_1x1_maps, takes_pointwise)
+            return matmul_convolution_op(layer, inputs, kernel, on_1x1_maps, takes_pointwise[id(layer)])
 
         return convolution_op
 

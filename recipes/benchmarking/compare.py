@@ -70,8 +70,5 @@ def fair_comparison(script, spec, backend, groups, flags=(), log=None, runner=No
         order = serving.interleave(servers, spec["repeats"], log=log or (lambda *_: None))
         payloads = {server.label: server.report() for server in servers}
     finally:
-        for server in servers:
-            if server.proc.poll() is None:
-                server.proc.kill()
-            server.close()
+        serving.stop_all(servers)
     return {**merge(spec, payloads), "schedule": [[repeat, label] for repeat, label, _ in order]}

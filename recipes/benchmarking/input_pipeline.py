@@ -472,10 +472,7 @@ def run(args, log=print):
         )
         reports = {server.label: server.report()["results"][0] for server in servers}
     finally:
-        for server in servers:
-            if server.proc.poll() is None:
-                server.proc.kill()
-            server.close()
+        serving.stop_all(servers)
     rows, loads = [], {}
     for server in servers:
         blocks = [block["blocks"][label] for _, label, block in order if label == server.label]

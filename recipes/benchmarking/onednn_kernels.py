@@ -114,10 +114,7 @@ def trace_kernels(script, spec, backend="tensorflow", with_pytorch=False, runner
                 "load1": block["load1"],
             }
     finally:
-        for server in servers:
-            if server.proc.poll() is None:
-                server.proc.kill()
-            server.close()
+        serving.stop_all(servers)
     return traces
 
 

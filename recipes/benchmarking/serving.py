@@ -246,6 +246,14 @@ class Server:
         self._stderr.close()
 
 
+def stop_all(servers):
+    """Kills the servers still running (after a failure) and closes every one."""
+    for server in servers:
+        if server.proc.poll() is None:
+            server.proc.kill()
+        server.close()
+
+
 def start_in_turn(specs):
     """Starts `Server(label, command, env)` for each `(label, command, env)` one after the
     other, each once the previous one is warm (warm-ups do not compete for the machine)."""
@@ -256,10 +264,7 @@ def start_in_turn(specs):
             servers.append(server)
             server.wait_ready()
     except BaseException:
-        for server in servers:
-            if server.proc.poll() is None:
-                server.proc.kill()
-            server.close()
+        stop_all(servers)
         raise
     return servers
 
