@@ -282,11 +282,7 @@ def _versus_env(args, spec, backends):
         )
     comparison = interleave_environments(__file__, spec, backends[0], overrides, log=_log)
     print(format_comparison(comparison))
-    if args.json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
-        with open(args.json_path, "w") as f:
-            json.dump({"spec": spec, "overrides": overrides, **comparison}, f, indent=2)
-        print(f"wrote {args.json_path}")
+    _write_json(args.json_path, {"spec": spec, "overrides": overrides, **comparison})
     return comparison
 
 
@@ -297,14 +293,20 @@ def _onednn_kernels(args, spec):
     if args.backend != "tensorflow":
         raise SystemExit(f"--onednn-kernels traces TensorFlow's oneDNN kernels; got --backend {args.backend}")
     traces = trace_kernels(__file__, spec, with_pytorch=bool(args.compare), runner=args.pytorch_runner)
-    print(report.format_machine(_machine()))
+    machine = _machine()
+    print(report.format_machine(machine))
     print(format_kernels(traces))
-    if args.json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
-        with open(args.json_path, "w") as f:
-            json.dump({"spec": spec, "machine": _machine(), "onednn_kernels": traces}, f, indent=2)
-        print(f"wrote {args.json_path}")
+    _write_json(args.json_path, {"spec": spec, "machine": machine, "onednn_kernels": traces})
     return traces
+
+
+def _write_json(path, payload):
+    """Writes `payload` to `path` (its folder created) when `--json` was given."""
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=2)
+        print(f"wrote {path}")
 
 
 def _log(line):
@@ -442,11 +444,7 @@ def _run(args, argv):
             f"{name}: {value:.2f}× (> 1: ours faster; per block {min(blocks):.2f}–{max(blocks):.2f}, "
             f"{len(blocks)} blocks, each process alone in its turn)"
         )
-    if args.json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
-        with open(args.json_path, "w") as f:
-            json.dump(report_dict, f, indent=2)
-        print(f"wrote {args.json_path}")
+    _write_json(args.json_path, report_dict)
     return report_dict
 
 

@@ -157,6 +157,9 @@ PREVIOUS_RUNS = "previous-runs"
 # What a run writes into --output-dir; --retrain moves these in this order, so that a kill
 # between two moves never leaves a history.csv that a run from step 0 would cut back.
 RUN_ENTRIES = ("history.csv", "logs", "checkpoints", "encoder", SUMMARY_FILE, "backup")
+# `--fused-batchnorm` / `--pointwise-matmul` → the `BarlowTwins` argument.
+_SWITCH = {"auto": "auto", "on": True, "off": False}
+
 # Flags that change how a run executes, not what it trains: a finished run run again with
 # other values of these is the same run.
 _HOW_TO_RUN = frozenset(
@@ -364,8 +367,8 @@ def _pretrain(args, hardware, out):
             projector_dims=parse_projector(args.projector),
             lambd=args.lambd,
             scale_loss=args.scale_loss,
-            fused_batchnorm={"auto": "auto", "on": True, "off": False}[args.fused_batchnorm],
-            pointwise_matmul={"auto": "auto", "on": True, "off": False}[args.pointwise_matmul],
+            fused_batchnorm=_SWITCH[args.fused_batchnorm],
+            pointwise_matmul=_SWITCH[args.pointwise_matmul],
         )
         optimizer = paper_optimizer(
             args.batch_size,
